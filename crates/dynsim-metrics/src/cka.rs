@@ -1,0 +1,235 @@
+//! Centred kernel alignment (Kornblith et al. 2019).
+
+use faer::Mat;
+use ndarray::ArrayView3;
+
+use crate::error::{MetricError, Result};
+use crate::linalg::{arccos_clipped, centre_columns, fro, inner, mul};
+use crate::shape::prepare_pair;
+
+/// The kernel CKA compares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kernel {
+    /// `k(x, x') = <x, x'>`, computed in feature space (no `n x n` Gram matrix).
+    Linear,
+    /// `k(x, x') = exp(-|x - x'|^2 / (2 threshold^2 median_sq))`, where `median_sq` is the
+    /// median of all squared pairwise distances (the median heuristic of Kornblith et al.;
+    /// `threshold = 1` is the usual choice). Needs `n x n` Gram matrices.
+    Rbf {
+        /// Multiplier of the median bandwidth.
+        threshold: f64,
+    },
+}
+
+/// Which HSIC estimator CKA normalises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HsicEstimator {
+    /// The biased estimator `tr(K H L H)` (the original CKA).
+    #[default]
+    Biased,
+    /// The unbiased estimator of Song et al. (2012), "debiased CKA" (Kornblith's
+    /// `debiased=True`; Davari et al. 2022).
+    Debiased,
+}
+
+/// Largest sample count for Gram-matrix (RBF) CKA: two `n x n` f64 matrices of 512 MiB each.
+pub const MAX_GRAM_SAMPLES: usize = 8192;
+
+/// Centred kernel alignment between two recordings (trials and time flatten into samples;
+/// units may differ):
+///
+/// ```text
+/// CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))
+/// linear, biased: |Y^T X|_F^2 / (|X^T X|_F |Y^T Y|_F)   (columns centred)
+/// ```
+///
+/// The debiased linear form uses Kornblith's feature-space expression of the unbiased HSIC;
+/// Gram-matrix kernels use the unbiased centring of the Gram matrices.
+/// [`distance`](Cka::distance) is the angular form `arccos(CKA)`.
+///
+/// ```
+/// use dynsim_metrics::Cka;
+/// use ndarray::Array3;
+/// let x = Array3::from_shape_fn((1, 40, 3), |(_, t, u)| ((t * (u + 2)) as f64).sin());
+/// let y = x.mapv(|v| 3.0 * v + 1.0);
+/// assert!((Cka::default().similarity(x.view(), y.view()).unwrap() - 1.0).abs() < 1e-12);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cka {
+    /// The kernel.
+    pub kernel: Kernel,
+    /// The HSIC estimator.
+    pub estimator: HsicEstimator,
+}
+
+impl Default for Cka {
+    fn default() -> Self {
+        Self { kernel: Kernel::Linear, estimator: HsicEstimator::Biased }
+    }
+}
+
+impl Cka {
+    /// The CKA similarity in `[0, 1]` (the debiased estimator can dip slightly below 0).
+    pub fn similarity(&self, x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<f64> {
+        let (mut xs, mut ys) = prepare_pair(x, y)?;
+        centre_columns(&mut xs);
+        centre_columns(&mut ys);
+        for (m, what) in [(&xs, "left recording"), (&ys, "right recording")] {
+            if fro(m.as_ref()) == 0.0 {
+                return Err(MetricError::AllZero { what: what.into(), detail: " after centring (no variance)".into() });
+            }
+        }
+        let n = xs.nrows();
+        if self.estimator == HsicEstimator::Debiased && n < 4 {
+            return Err(MetricError::InvalidParameter {
+                name: "estimator",
+                value: "debiased".into(),
+                expected: format!("at least 4 samples for the unbiased HSIC estimator, got {n}"),
+            });
+        }
+        match self.kernel {
+            Kernel::Linear => Ok(linear(&xs, &ys, self.estimator)),
+            Kernel::Rbf { threshold } => {
+                if !(threshold > 0.0 && threshold.is_finite()) {
+                    return Err(MetricError::InvalidParameter {
+                        name: "threshold",
+                        value: threshold.to_string(),
+                        expected: "a positive multiplier of the median bandwidth".into(),
+                    });
+                }
+                if n > MAX_GRAM_SAMPLES {
+                    return Err(MetricError::TooLarge {
+                        what: "RBF CKA",
+                        detail: format!(
+                            "{n} samples need two {n}x{n} Gram matrices; at most {MAX_GRAM_SAMPLES} samples are \
+                             allowed: subsample trials or time steps, or use the linear kernel"
+                        ),
+                    });
+                }
+                let k = centre_gram(rbf_gram(&xs, threshold), self.estimator);
+                let l = centre_gram(rbf_gram(&ys, threshold), self.estimator);
+                Ok(inner(k.as_ref(), l.as_ref()) / (fro(k.as_ref()) * fro(l.as_ref())))
+            }
+        }
+    }
+
+    /// The angular distance `arccos(CKA)` (CKA clipped into `[-1, 1]`).
+    pub fn distance(&self, x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<f64> {
+        Ok(arccos_clipped(self.similarity(x, y)?))
+    }
+}
+
+fn linear(x: &Mat<f64>, y: &Mat<f64>, est: HsicEstimator) -> f64 {
+    let xty = fro(mul(x.transpose(), y.as_ref()).as_ref()).powi(2);
+    let xtx = fro(mul(x.transpose(), x.as_ref()).as_ref()).powi(2);
+    let yty = fro(mul(y.transpose(), y.as_ref()).as_ref()).powi(2);
+    match est {
+        HsicEstimator::Biased => xty / (xtx.sqrt() * yty.sqrt()),
+        HsicEstimator::Debiased => {
+            // Kornblith et al.'s _debiased_dot_product_similarity_helper
+            let n = x.nrows() as f64;
+            let rows = |m: &Mat<f64>| -> Vec<f64> {
+                (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)] * m[(i, j)]).sum()).collect()
+            };
+            let (rx, ry) = (rows(x), rows(y));
+            let (sx, sy): (f64, f64) = (rx.iter().sum(), ry.iter().sum());
+            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+            let helper = |xy: f64, ra: &[f64], rb: &[f64], na: f64, nb: f64| {
+                xy - n / (n - 2.0) * dot(ra, rb) + na * nb / ((n - 1.0) * (n - 2.0))
+            };
+            let num = helper(xty, &rx, &ry, sx, sy);
+            let dx = helper(xtx, &rx, &rx, sx, sx);
+            let dy = helper(yty, &ry, &ry, sy, sy);
+            num / (dx * dy).sqrt()
+        }
+    }
+}
+
+fn rbf_gram(x: &Mat<f64>, threshold: f64) -> Mat<f64> {
+    let g = mul(x.as_ref(), x.transpose());
+    let n = g.nrows();
+    let mut d2 = Mat::from_fn(n, n, |i, j| (g[(i, i)] + g[(j, j)] - 2.0 * g[(i, j)]).max(0.0));
+    let mut all: Vec<f64> = (0..n).flat_map(|j| (0..n).map(move |i| (i, j))).map(|(i, j)| d2[(i, j)]).collect();
+    let median = median(&mut all);
+    let denom = 2.0 * threshold * threshold * median;
+    for j in 0..n {
+        for i in 0..n {
+            d2[(i, j)] = if denom > 0.0 { (-d2[(i, j)] / denom).exp() } else { 1.0 };
+        }
+    }
+    d2
+}
+
+/// numpy's median (mean of the two middle values for even counts).
+fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    v.sort_by(f64::total_cmp);
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Centre a Gram matrix: `H K H` (biased) or Kornblith's unbiased centring.
+fn centre_gram(mut k: Mat<f64>, est: HsicEstimator) -> Mat<f64> {
+    let n = k.nrows();
+    let nf = n as f64;
+    match est {
+        HsicEstimator::Biased => {
+            let col: Vec<f64> = (0..n).map(|j| (0..n).map(|i| k[(i, j)]).sum::<f64>() / nf).collect();
+            let total = col.iter().sum::<f64>() / nf;
+            for j in 0..n {
+                for i in 0..n {
+                    k[(i, j)] += total - col[i] - col[j];
+                }
+            }
+        }
+        HsicEstimator::Debiased => {
+            for i in 0..n {
+                k[(i, i)] = 0.0;
+            }
+            let mut means: Vec<f64> = (0..n).map(|j| (0..n).map(|i| k[(i, j)]).sum::<f64>() / (nf - 2.0)).collect();
+            let s = means.iter().sum::<f64>() / (2.0 * (nf - 1.0));
+            means.iter_mut().for_each(|m| *m -= s);
+            for j in 0..n {
+                for i in 0..n {
+                    k[(i, j)] -= means[i] + means[j];
+                }
+            }
+            for i in 0..n {
+                k[(i, i)] = 0.0;
+            }
+        }
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    /// The feature-space debiased linear CKA equals the Gram-matrix form with a linear kernel.
+    #[test]
+    fn debiased_linear_feature_space_equals_gram_form() {
+        let x = Array3::from_shape_fn((2, 15, 4), |(k, t, u)| (((k * 15 + t) * (u + 3)) as f64 * 0.731).sin());
+        let y = Array3::from_shape_fn((2, 15, 3), |(k, t, u)| {
+            (((k * 15 + t) * (u + 1)) as f64 * 0.377).cos() + 0.1 * u as f64
+        });
+        let (mut xs, mut ys) = prepare_pair(x.view(), y.view()).unwrap();
+        centre_columns(&mut xs);
+        centre_columns(&mut ys);
+        let feat = linear(&xs, &ys, HsicEstimator::Debiased);
+        let k = centre_gram(mul(xs.as_ref(), xs.transpose()), HsicEstimator::Debiased);
+        let l = centre_gram(mul(ys.as_ref(), ys.transpose()), HsicEstimator::Debiased);
+        let gram = inner(k.as_ref(), l.as_ref()) / (fro(k.as_ref()) * fro(l.as_ref()));
+        assert!((feat - gram).abs() < 1e-10, "{feat} vs {gram}");
+        // and the biased forms agree too
+        let featb = linear(&xs, &ys, HsicEstimator::Biased);
+        let kb = centre_gram(mul(xs.as_ref(), xs.transpose()), HsicEstimator::Biased);
+        let lb = centre_gram(mul(ys.as_ref(), ys.transpose()), HsicEstimator::Biased);
+        let gramb = inner(kb.as_ref(), lb.as_ref()) / (fro(kb.as_ref()) * fro(lb.as_ref()));
+        assert!((featb - gramb).abs() < 1e-10);
+    }
+}

@@ -1,0 +1,366 @@
+//! DMD / HAVOK fit of a linear operator on delay-embedded data.
+
+use faer::linalg::solvers::Solve;
+use faer::{Mat, MatRef, Par, Side};
+use ndarray::{Array2, Array3, ArrayView3};
+
+use crate::embed::DelayEmbedding;
+use crate::error::{MetricError, Result};
+use crate::linalg::{evd_err, mul, mul_par, svd_err, to_ndarray};
+use crate::Complex64;
+
+/// How the DMD rank `r` is chosen from the singular values `s_0 >= s_1 >= ...` of the
+/// embedding. Exactly one rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RankSelection {
+    /// Full rank: every direction above the numerical-rank tolerance
+    /// `s_0 * max(rows, width) * eps`.
+    #[default]
+    Full,
+    /// A fixed count `r`; more than the embedding can support is an error.
+    Count(usize),
+    /// Keep singular values with `s_i / s_0 > t` (relative threshold, `0 < t < 1`).
+    Threshold(f64),
+    /// The smallest `r` with `sum_{i<r} s_i^2 / sum_i s_i^2 >= v` (`0 < v <= 1`).
+    ExplainedVariance(f64),
+}
+
+/// The regression that fits the operator on the singular-vector coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Regression {
+    /// Principal-component regression on the first `r` right singular vectors (HAVOK):
+    /// `A_v = ((Vm^T Vm + lambda I)^-1 Vm^T Vp)^T`, an `r x r` operator.
+    #[default]
+    PrincipalComponent,
+    /// Reduced-rank regression: ridge regression on all `k` numerically non-zero
+    /// components, then projection of the fitted values onto their top-`r` principal
+    /// directions `P`: `A_v = (B P P^T)^T`, a `k x k` operator of rank `r`.
+    ReducedRank,
+}
+
+/// Parameters of a DMD fit. Override only what you change:
+///
+/// ```
+/// use dynsim_metrics::{DmdParams, RankSelection};
+/// let p = DmdParams { n_delays: 33, delay_interval: 6, rank: RankSelection::Count(50), ..Default::default() };
+/// assert_eq!(p.lambda, 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DmdParams {
+    /// Number of delays of the Hankel embedding.
+    pub n_delays: usize,
+    /// Spacing of the delays in time steps.
+    pub delay_interval: usize,
+    /// Rank rule.
+    pub rank: RankSelection,
+    /// Ridge penalty `lambda >= 0`.
+    pub lambda: f64,
+    /// Prediction horizon of the regression, in embedded rows (default 1).
+    pub steps_ahead: usize,
+    /// Principal-component (default) or reduced-rank regression.
+    pub regression: Regression,
+}
+
+impl Default for DmdParams {
+    fn default() -> Self {
+        Self {
+            n_delays: 1,
+            delay_interval: 1,
+            rank: RankSelection::Full,
+            lambda: 0.0,
+            steps_ahead: 1,
+            regression: Regression::PrincipalComponent,
+        }
+    }
+}
+
+impl DmdParams {
+    /// The delay embedding these parameters describe.
+    pub fn embedding(&self) -> DelayEmbedding {
+        DelayEmbedding { n_delays: self.n_delays, delay_interval: self.delay_interval }
+    }
+
+    /// Validate the parameters (not the data).
+    pub fn validate(&self) -> Result<()> {
+        self.embedding().validate()?;
+        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
+            return Err(MetricError::InvalidParameter {
+                name: "lambda",
+                value: self.lambda.to_string(),
+                expected: "a finite number >= 0".into(),
+            });
+        }
+        if self.steps_ahead == 0 {
+            return Err(MetricError::InvalidParameter {
+                name: "steps_ahead",
+                value: "0".into(),
+                expected: "at least 1".into(),
+            });
+        }
+        match self.rank {
+            RankSelection::Count(0) => {
+                Err(MetricError::InvalidParameter { name: "rank", value: "0".into(), expected: "at least 1".into() })
+            }
+            RankSelection::Threshold(t) if !(t > 0.0 && t < 1.0) => Err(MetricError::InvalidParameter {
+                name: "rank_thresh",
+                value: t.to_string(),
+                expected: "a relative singular-value threshold in (0, 1)".into(),
+            }),
+            RankSelection::ExplainedVariance(v) if !(v > 0.0 && v <= 1.0) => Err(MetricError::InvalidParameter {
+                name: "rank_explained_variance",
+                value: v.to_string(),
+                expected: "a fraction in (0, 1]".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A fitted DMD / HAVOK model of one recording.
+///
+/// With the stacked embedding `H` (`N x w`, trials stacked, see [`DelayEmbedding`]) and the
+/// thin SVD `H^T = U S V^T`, the operator on the first `r` right singular vectors is
+///
+/// ```text
+/// A_v    = ((Vm^T Vm + lambda I)^-1 Vm^T Vp)^T                     (r x r)
+/// A_full = U_r S_r A_v S_r^-1 U_r^T                                (w x w)
+/// ```
+///
+/// where `Vm` / `Vp` are the rows of `V` at `t` and `t + steps_ahead` inside each trial.
+/// `A_v` is what DSA compares. (Brunton et al. 2017, HAVOK; Ostrow et al. 2023, DSA.)
+#[derive(Debug, Clone)]
+pub struct DmdFit {
+    params: DmdParams,
+    units: usize,
+    singular_values: Vec<f64>,
+    rank: usize,
+    a_v: Mat<f64>,
+    /// Left singular vectors used by `A_v` (`w x k`, k = dim of `A_v`).
+    u: Mat<f64>,
+    /// Singular values used by `A_v` (length k).
+    s: Vec<f64>,
+}
+
+impl DmdFit {
+    /// Fit the operator to `x` (`trials x time x units`).
+    ///
+    /// `par` parallelises the SVD and the large products (use `Par::Seq` inside a parallel
+    /// loop over recordings).
+    pub fn fit(x: ArrayView3<'_, f64>, params: &DmdParams, par: Par) -> Result<Self> {
+        params.validate()?;
+        let emb = params.embedding();
+        let rows = emb.check_input(x, "recording", params.steps_ahead + 1)?;
+        let (trials, _, units) = x.dim();
+        let h = emb.embed_stacked(x, rows);
+        let (n, w) = (h.nrows(), h.ncols());
+        if h.norm_max() == 0.0 {
+            return Err(MetricError::AllZero { what: "recording".into(), detail: String::new() });
+        }
+        // H = V S U^T, so faer's (U_h, V_h) of H are (V, U) of H^T.
+        let svd = h.thin_svd().map_err(svd_err)?;
+        let s_all: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+        let tol = s_all[0] * (n.max(w) as f64) * f64::EPSILON;
+        let numerical_rank = s_all.iter().take_while(|&&s| s > tol).count();
+        let rank = choose_rank(params.rank, &s_all, numerical_rank, w, n)?;
+        // Columns of V used by the regression.
+        let k = match params.regression {
+            Regression::PrincipalComponent => rank,
+            Regression::ReducedRank => numerical_rank,
+        };
+        let v = svd.U().subcols(0, k);
+        let per = rows - params.steps_ahead;
+        let m = trials * per;
+        let vm = Mat::from_fn(m, k, |i, j| v[((i / per) * rows + i % per, j)]);
+        let vp = Mat::from_fn(m, k, |i, j| v[((i / per) * rows + i % per + params.steps_ahead, j)]);
+        // B = (Vm^T Vm + lambda I)^-1 Vm^T Vp   (k x k)
+        let mut gram = mul_par(vm.transpose(), vm.as_ref(), par);
+        for i in 0..k {
+            gram[(i, i)] += params.lambda;
+        }
+        let rhs = mul_par(vm.transpose(), vp.as_ref(), par);
+        let b = solve_spd(gram.as_ref(), rhs)?;
+        let a_v = match params.regression {
+            Regression::PrincipalComponent => b.transpose().to_owned(),
+            Regression::ReducedRank => {
+                // Fitted values Yhat = Vm B; P = top-r eigenvectors of Yhat^T Yhat.
+                let yhat = mul_par(vm.as_ref(), b.as_ref(), par);
+                let cov = mul_par(yhat.transpose(), yhat.as_ref(), par);
+                let evd = cov.self_adjoint_eigen(Side::Lower).map_err(evd_err)?;
+                // ascending eigenvalues: the top r are the last r columns
+                let p = evd.U().subcols(k - rank, rank).to_owned();
+                let bp = mul(b.as_ref(), p.as_ref());
+                let b_rrr = mul(bp.as_ref(), p.transpose());
+                b_rrr.transpose().to_owned()
+            }
+        };
+        let u = svd.V().subcols(0, k).to_owned();
+        Ok(Self {
+            params: *params,
+            units,
+            singular_values: s_all,
+            rank,
+            a_v,
+            u,
+            s: svd.S().column_vector().iter().take(k).copied().collect(),
+        })
+    }
+
+    /// The parameters of the fit.
+    pub fn params(&self) -> &DmdParams {
+        &self.params
+    }
+
+    /// Units of the recording the model was fitted to.
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    /// All singular values of the embedding, in non-increasing order.
+    pub fn singular_values(&self) -> &[f64] {
+        &self.singular_values
+    }
+
+    /// The chosen rank `r`.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The reduced operator `A_v` as an ndarray matrix.
+    pub fn a_v(&self) -> Array2<f64> {
+        to_ndarray(self.a_v.as_ref())
+    }
+
+    /// The reduced operator `A_v` as a faer view (what DSA compares).
+    pub fn a_v_faer(&self) -> MatRef<'_, f64> {
+        self.a_v.as_ref()
+    }
+
+    /// The full-space operator `A_full = U S A_v S^-1 U^T` (`width x width`).
+    pub fn a_full(&self) -> Array2<f64> {
+        to_ndarray(self.a_full_faer().as_ref())
+    }
+
+    fn a_full_faer(&self) -> Mat<f64> {
+        let k = self.s.len();
+        let us = Mat::from_fn(self.u.nrows(), k, |i, j| self.u[(i, j)] * self.s[j]);
+        let usa = mul(us.as_ref(), self.a_v.as_ref());
+        let sinv_ut = Mat::from_fn(k, self.u.nrows(), |i, j| self.u[(j, i)] / self.s[i]);
+        mul(usa.as_ref(), sinv_ut.as_ref())
+    }
+
+    /// Eigenvalues of `A_v`, sorted by real part, then imaginary part.
+    pub fn eigenvalues(&self) -> Result<Vec<Complex64>> {
+        let mut e = self.a_v.eigenvalues().map_err(evd_err)?;
+        e.sort_by(|a, b| a.re.total_cmp(&b.re).then(a.im.total_cmp(&b.im)));
+        Ok(e)
+    }
+
+    /// Roll the fitted operator forward on `x` (same units as the fit).
+    ///
+    /// Each trial is embedded; the embedded state is re-seeded from the data every
+    /// `reseed_every` steps of `steps_ahead` rows and otherwise advanced with `A_full`
+    /// (`h_{t+s} = A_full h_t`). Returns `trials x rows x units`: the newest-sample block of
+    /// each predicted row, where row `t` predicts time `t + (n_delays-1)*delay_interval`.
+    /// Rows that were seeded from data equal the data.
+    pub fn predict(&self, x: ArrayView3<'_, f64>, reseed_every: usize) -> Result<Array3<f64>> {
+        if reseed_every == 0 {
+            return Err(MetricError::InvalidParameter {
+                name: "reseed_every",
+                value: "0".into(),
+                expected: "at least 1 (1 = one-step-ahead prediction from data)".into(),
+            });
+        }
+        if x.dim().2 != self.units {
+            return Err(MetricError::ShapeMismatch {
+                detail: format!("the model was fitted to {} units but the data has {}", self.units, x.dim().2),
+            });
+        }
+        let emb = self.params.embedding();
+        let rows = emb.check_input(x, "recording", 1)?;
+        let h = emb.embed_stacked(x, rows);
+        let a = self.a_full_faer();
+        let w = h.ncols();
+        let s = self.params.steps_ahead;
+        let trials = x.dim().0;
+        let mut pred = Mat::<f64>::zeros(trials * rows, w);
+        for k in 0..trials {
+            for t in 0..rows {
+                let r = k * rows + t;
+                if t < s || (t / s) % reseed_every == 0 {
+                    for c in 0..w {
+                        pred[(r, c)] = h[(r, c)];
+                    }
+                } else {
+                    for i in 0..w {
+                        let mut acc = 0.0;
+                        for j in 0..w {
+                            acc += a[(i, j)] * pred[(r - s, j)];
+                        }
+                        pred[(r, i)] = acc;
+                    }
+                }
+            }
+        }
+        Ok(Array3::from_shape_fn((trials, rows, self.units), |(k, t, u)| pred[(k * rows + t, u)]))
+    }
+}
+
+fn choose_rank(rule: RankSelection, s: &[f64], numerical_rank: usize, width: usize, rows: usize) -> Result<usize> {
+    let r = match rule {
+        RankSelection::Full => numerical_rank,
+        RankSelection::Count(r) => {
+            let limit = width.min(rows);
+            if r > width {
+                return Err(MetricError::RankTooLarge {
+                    rank: r,
+                    limit: width,
+                    why: format!("the embedding width (units x n_delays = {width})"),
+                });
+            }
+            if r > limit {
+                return Err(MetricError::RankTooLarge {
+                    rank: r,
+                    limit,
+                    why: format!("the number of embedded rows ({rows})"),
+                });
+            }
+            if r > numerical_rank {
+                return Err(MetricError::RankTooLarge {
+                    rank: r,
+                    limit: numerical_rank,
+                    why: "the numerical rank of the embedded data: the remaining singular values are zero".into(),
+                });
+            }
+            r
+        }
+        RankSelection::Threshold(t) => s.iter().take(numerical_rank).take_while(|&&x| x / s[0] > t).count(),
+        RankSelection::ExplainedVariance(v) => {
+            let total: f64 = s.iter().map(|x| x * x).sum();
+            let mut acc = 0.0;
+            let mut r = 0;
+            for x in s.iter().take(numerical_rank) {
+                acc += x * x;
+                r += 1;
+                if acc / total >= v * (1.0 - 1e-12) {
+                    break;
+                }
+            }
+            r
+        }
+    };
+    Ok(r.max(1))
+}
+
+/// Solve `G X = rhs` for symmetric positive (semi-)definite `G` (Cholesky; LU fallback).
+fn solve_spd(g: MatRef<'_, f64>, mut rhs: Mat<f64>) -> Result<Mat<f64>> {
+    if let Ok(llt) = g.llt(Side::Lower) {
+        llt.solve_in_place(rhs.as_mut());
+    } else {
+        g.partial_piv_lu().solve_in_place(rhs.as_mut());
+    }
+    if rhs.norm_max().is_finite() {
+        Ok(rhs)
+    } else {
+        Err(MetricError::NoConvergence { what: "DMD regression solve (singular Gram matrix; add --lambda)" })
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of dynsim-metrics, one binary with modules by theme.
+
+mod common;
+mod errors;
+mod golden;
+mod properties;
