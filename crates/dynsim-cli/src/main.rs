@@ -1,1 +1,45 @@
-fn main() {}
+//! `dynsim`: compare the dynamics of neural networks from the command line.
+//!
+//! A thin leaf over the library crates: arguments are parsed, validated into a typed
+//! configuration before any work starts, and errors are printed as
+//! `error: <what>, <where>, <what to do>` with a non-zero exit code.
+
+mod bench;
+mod metric;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dynsim: Dynamical Similarity Analysis, Procrustes and CKA for recorded network activity.
+#[derive(Debug, Parser)]
+#[command(name = "dynsim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compare two recordings (.npy files, trials x time x units or time x units).
+    Metric(metric::MetricArgs),
+    /// Benchmarks (speed and optimiser quality) on generated data.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Metric(args) => metric::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -56,7 +56,8 @@ pub struct DsaComparison {
 /// use dynsim_metrics::{Dsa, DsaParams, DmdParams, RankSelection};
 /// use ndarray::Array3;
 /// let x = Array3::from_shape_fn((4, 60, 2), |(k, t, u)| ((t as f64) * 0.2 + k as f64 + u as f64 * 1.3).sin());
-/// let dsa = Dsa::new(DsaParams { dmd: DmdParams { n_delays: 3, rank: RankSelection::Count(4), ..Default::default() }, ..Default::default() }).unwrap();
+/// // a sinusoid spans two directions of the embedding
+/// let dsa = Dsa::new(DsaParams { dmd: DmdParams { n_delays: 3, rank: RankSelection::Count(2), ..Default::default() }, ..Default::default() }).unwrap();
 /// let same = dsa.fit_score(x.view(), x.view()).unwrap();
 /// assert!(same.value < 1e-6);
 /// ```

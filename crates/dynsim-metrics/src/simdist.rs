@@ -1,7 +1,8 @@
 //! The similarity-transform distance between two linear operators (the DSA distance).
 
+use faer::linalg::matmul::matmul;
 use faer::linalg::solvers::Solve;
-use faer::{Mat, MatRef, Side};
+use faer::{Accum, Mat, MatRef, Par, Side};
 use ndarray::{Array2, ArrayView2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,11 +35,23 @@ pub struct SimilarityParams {
     pub grad_tol: f64,
     /// Seed of the random starting points.
     pub seed: u64,
+    /// Race the starting points (successive halving: every start gets 25 iterations, the
+    /// better half continues with twice the budget, and so on, until one runs to
+    /// convergence) instead of running all of them to convergence. Much faster; set
+    /// `false` (see [`SimilarityParams::thorough`]) for the most careful search.
+    pub race: bool,
+}
+
+impl SimilarityParams {
+    /// Every spectral start and 4 random starts per component, each run to convergence.
+    pub fn thorough() -> Self {
+        Self { restarts: 4, race: false, ..Self::default() }
+    }
 }
 
 impl Default for SimilarityParams {
     fn default() -> Self {
-        Self { group: Group::O, restarts: 2, max_iters: 1000, grad_tol: 1e-10, seed: 0 }
+        Self { group: Group::O, restarts: 1, max_iters: 1000, grad_tol: 1e-10, seed: 0, race: true }
     }
 }
 
@@ -135,36 +148,60 @@ impl SimilarityTransformDist {
         }
         let an = Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[(i, j)] / na);
         let bn = Mat::from_fn(b.nrows(), b.ncols(), |i, j| b[(i, j)] / nb);
-        let problem = Problem { a: an.as_ref(), b: bn.as_ref() };
+        // Solve in a canonical order so that d(A, B) == d(B, A) exactly: the problem for
+        // (B, A) is the one for (A, B) with C replaced by C^T.
+        let swap = lexicographic_gt(an.as_ref(), bn.as_ref());
+        let problem =
+            if swap { Problem { a: bn.as_ref(), b: an.as_ref() } } else { Problem { a: an.as_ref(), b: bn.as_ref() } };
         let mut rng = ChaCha8Rng::seed_from_u64(self.params.seed);
+        let mut iterations = 0;
+        let mut component_loss = [f64::NAN; 2];
         let spectral = problem.spectral_candidates()?;
         let components: &[f64] = match self.params.group {
             Group::O => &[1.0, -1.0],
             Group::SO => &[1.0],
         };
-        let mut iterations = 0;
-        let mut component_loss = [f64::NAN; 2];
-        let mut best: Option<(Mat<f64>, f64)> = None;
+        let n = a.nrows();
+        let mut ws = Workspace::new(n);
+        // Starting points: per component the best spectral alignment (or all of them when
+        // not racing) and `restarts` Haar-random points.
+        let mut runs: Vec<(usize, Run)> = Vec::new();
         for (ci, &det) in components.iter().enumerate() {
-            let mut starts: Vec<Mat<f64>> = spectral.iter().map(|s| s.in_component(det)).collect();
+            let mut starts: Vec<Run> =
+                spectral.iter().map(|s| Run::new(&problem, s.in_component(det), &mut ws)).collect();
             for _ in 0..self.params.restarts {
-                starts.push(haar(a.nrows(), det, &mut rng));
+                starts.push(Run::new(&problem, haar(n, det, &mut rng), &mut ws));
             }
-            for c0 in starts {
-                let (c, g, it) = problem.local_opt(c0, self.params.max_iters, self.params.grad_tol);
-                iterations += it;
-                let loss = (2.0 - 2.0 * g).max(0.0).sqrt();
-                if !(loss >= component_loss[ci]) {
-                    component_loss[ci] = loss;
+            runs.extend(starts.into_iter().map(|r| (ci, r)));
+        }
+        let (max_iters, tol) = (self.params.max_iters, self.params.grad_tol);
+        if self.params.race {
+            // Successive halving: everybody gets a short budget, the better half goes on.
+            let mut budget = RACE_FIRST_ROUND;
+            while runs.len() > 1 {
+                for (_, r) in runs.iter_mut() {
+                    r.advance(&problem, budget.min(max_iters), tol, &mut ws);
                 }
-                if best.as_ref().is_none_or(|(_, bg)| g > *bg) {
-                    best = Some((c, g));
+                runs.sort_by(|x, y| y.1.g.total_cmp(&x.1.g));
+                let keep = runs.len().div_ceil(2);
+                for (ci, r) in runs.drain(keep..) {
+                    record(&mut component_loss, ci, &r);
+                    iterations += r.iters;
                 }
+                budget *= 2;
             }
         }
+        for (ci, r) in runs.iter_mut() {
+            r.advance(&problem, max_iters, tol, &mut ws);
+            record(&mut component_loss, *ci, r);
+            iterations += r.iters;
+        }
+        let best = runs.into_iter().max_by(|x, y| x.1.g.total_cmp(&y.1.g)).map(|(_, r)| (r.c, r.g));
         let (c, _) = best.ok_or(MetricError::NoConvergence { what: "similarity-transform optimiser" })?;
         let c = polar(c.as_ref())?;
-        let (angular, euclidean) = scores_unit(an.as_ref(), bn.as_ref(), c.as_ref());
+        // scores in the canonical order too, so both argument orders round identically
+        let (angular, euclidean) = scores_unit(problem.a, problem.b, c.as_ref());
+        let c = if swap { c.transpose().to_owned() } else { c };
         let det = if c.as_ref().determinant() >= 0.0 { 1 } else { -1 };
         Ok(SimilarityFit {
             c: to_ndarray(c.as_ref()),
@@ -176,6 +213,19 @@ impl SimilarityTransformDist {
             component_loss,
         })
     }
+}
+
+/// Entry-wise lexicographic comparison (column-major), a deterministic tie-breaker.
+fn lexicographic_gt(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> bool {
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            match a[(i, j)].total_cmp(&b[(i, j)]) {
+                std::cmp::Ordering::Equal => continue,
+                o => return o == std::cmp::Ordering::Greater,
+            }
+        }
+    }
+    false
 }
 
 /// Recompute the scores of a given orthogonal `C` (e.g. to check a certificate):
@@ -242,18 +292,27 @@ fn flip_gain(w: &Mat<f64>, d: &[f64], k: usize) -> f64 {
 }
 
 impl Problem<'_> {
-    /// `g(C) = <A, C B C^T> = <C^T A C, B>` and `Ã = C^T A C`.
-    fn value(&self, c: MatRef<'_, f64>) -> (f64, Mat<f64>) {
-        let at = mul(mul(c.transpose(), self.a).as_ref(), c);
-        (inner(at.as_ref(), self.b), at)
+    /// `g(C) = <A, C B C^T> = <C^T A C, B>`, writing `Ã = C^T A C` into `at`.
+    fn value_into(&self, c: MatRef<'_, f64>, at: &mut Mat<f64>, tmp: &mut Mat<f64>) -> f64 {
+        matmul(tmp.as_mut(), Accum::Replace, self.a, c, 1.0, Par::Seq);
+        matmul(at.as_mut(), Accum::Replace, c.transpose(), tmp.as_ref(), 1.0, Par::Seq);
+        inner(at.as_ref(), self.b)
     }
 
-    /// Left-trivialised gradient of g: `skew(Ã^T B - B Ã^T)`.
-    fn grad(&self, at: MatRef<'_, f64>) -> Mat<f64> {
-        let m1 = mul(at.transpose(), self.b);
-        let m2 = mul(self.b, at.transpose());
+    /// Left-trivialised gradient of g at `Ã`: `skew(Ã^T B - B Ã^T)`
+    /// `= (P1 - P1^T + P2 - P2^T) / 2` with `P1 = Ã^T B`, `P2 = Ã B^T`.
+    /// (Written column-major into the flat `out`.)
+    fn grad_into(&self, at: MatRef<'_, f64>, out: &mut [f64], ws: &mut Workspace) {
+        matmul(ws.p1.as_mut(), Accum::Replace, at.transpose(), self.b, 1.0, Par::Seq);
+        matmul(ws.p2.as_mut(), Accum::Replace, at, self.b.transpose(), 1.0, Par::Seq);
         let n = at.nrows();
-        Mat::from_fn(n, n, |i, j| 0.5 * ((m1[(i, j)] - m2[(i, j)]) - (m1[(j, i)] - m2[(j, i)])))
+        let (p1, p2) = (&ws.p1, &ws.p2);
+        for j in 0..n {
+            let (c1, c2) = (p1.col_as_slice(j), p2.col_as_slice(j));
+            for i in 0..n {
+                out[j * n + i] = 0.5 * (c1[i] - p1[(j, i)] + c2[i] - p2[(j, i)]);
+            }
+        }
     }
 
     fn spectral_candidates(&self) -> Result<Vec<SpectralStart>> {
@@ -290,97 +349,179 @@ impl Problem<'_> {
         }
         Ok(out)
     }
+}
 
-    /// Riemannian L-BFGS ascent of g from `c`. Returns (C, g(C), iterations).
-    fn local_opt(&self, mut c: Mat<f64>, max_iters: usize, grad_tol: f64) -> (Mat<f64>, f64, usize) {
-        const MEMORY: usize = 10;
+/// Iterations every start gets in the first round of the race (doubling each round).
+const RACE_FIRST_ROUND: usize = 40;
+/// L-BFGS memory.
+const MEMORY: usize = 12;
+
+fn record(component_loss: &mut [f64; 2], ci: usize, r: &Run) {
+    let loss = (2.0 - 2.0 * r.g).max(0.0).sqrt();
+    if component_loss[ci].is_nan() || loss < component_loss[ci] {
+        component_loss[ci] = loss;
+    }
+}
+
+/// Scratch space of one optimisation, reused across iterations and starts. Tangent vectors
+/// (skew matrices in the Lie algebra) are flat column-major `n*n` vectors so the L-BFGS
+/// algebra runs on contiguous slices.
+struct Workspace {
+    q: Vec<f64>,
+    r: Vec<f64>,
+    p: Vec<f64>,
+    lhs: Mat<f64>,
+    cay: Mat<f64>,
+    tmp: Mat<f64>,
+    p1: Mat<f64>,
+    p2: Mat<f64>,
+}
+
+impl Workspace {
+    fn new(n: usize) -> Self {
+        let z = || Mat::zeros(n, n);
+        Self {
+            q: vec![0.0; n * n],
+            r: vec![0.0; n * n],
+            p: vec![0.0; n * n],
+            lhs: z(),
+            cay: z(),
+            tmp: z(),
+            p1: z(),
+            p2: z(),
+        }
+    }
+}
+
+use crate::linalg::dot;
+
+fn axpy(dst: &mut [f64], alpha: f64, x: &[f64]) {
+    dst.iter_mut().zip(x).for_each(|(d, v)| *d += alpha * v);
+}
+
+/// One resumable Riemannian L-BFGS ascent of g on O(n).
+struct Run {
+    c: Mat<f64>,
+    g: f64,
+    grad: Vec<f64>,
+    mem: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>,
+    iters: usize,
+    converged: bool,
+    /// g over the last iterations, for the stagnation test.
+    history: std::collections::VecDeque<f64>,
+}
+
+impl Run {
+    fn new(problem: &Problem<'_>, c: Mat<f64>, ws: &mut Workspace) -> Self {
         let n = c.nrows();
-        let (mut g, mut at) = self.value(c.as_ref());
-        let mut grad = self.grad(at.as_ref());
-        let mut mem: std::collections::VecDeque<(Mat<f64>, Mat<f64>, f64)> = Default::default();
-        let mut stall = 0;
-        let mut it = 0;
-        while it < max_iters {
-            let gn = fro(grad.as_ref());
+        let mut at = Mat::zeros(n, n);
+        let g = problem.value_into(c.as_ref(), &mut at, &mut ws.tmp);
+        let mut grad = vec![0.0; n * n];
+        problem.grad_into(at.as_ref(), &mut grad, ws);
+        Self { c, g, grad, mem: Default::default(), iters: 0, converged: false, history: Default::default() }
+    }
+
+    /// Iterate until converged or `max_total` iterations in all.
+    fn advance(&mut self, problem: &Problem<'_>, max_total: usize, grad_tol: f64, ws: &mut Workspace) {
+        let n = self.c.nrows();
+        let mut cand = Mat::zeros(n, n);
+        let mut atc = Mat::zeros(n, n);
+        while !self.converged && self.iters < max_total {
+            let gn = dot(&self.grad, &self.grad).sqrt();
             if gn < grad_tol {
+                self.converged = true;
                 break;
             }
-            it += 1;
-            // two-loop recursion on h = -g, gradient q = -grad
-            let mut q = Mat::from_fn(n, n, |i, j| -grad[(i, j)]);
-            let mut alphas = Vec::with_capacity(mem.len());
-            for (s, y, rho) in mem.iter().rev() {
-                let alpha = rho * inner(s.as_ref(), q.as_ref());
-                q -= Mat::from_fn(n, n, |i, j| alpha * y[(i, j)]);
-                alphas.push(alpha);
+            self.iters += 1;
+            // two-loop recursion on h = -g: q = grad h = -grad
+            ws.q.iter_mut().zip(&self.grad).for_each(|(q, g)| *q = -g);
+            let mut alphas = [0.0; MEMORY];
+            for (k, (s, y, rho)) in self.mem.iter().enumerate().rev() {
+                let alpha = rho * dot(s, &ws.q);
+                axpy(&mut ws.q, -alpha, y);
+                alphas[k] = alpha;
             }
-            let gamma = match mem.back() {
-                Some((s, y, _)) => inner(s.as_ref(), y.as_ref()) / inner(y.as_ref(), y.as_ref()),
+            let gamma = match self.mem.back() {
+                Some((s, y, _)) => dot(s, y) / dot(y, y),
                 None => (0.5 / gn).min(1.0),
             };
-            let mut r = Mat::from_fn(n, n, |i, j| gamma * q[(i, j)]);
-            for ((s, y, rho), alpha) in mem.iter().zip(alphas.iter().rev()) {
-                let beta = rho * inner(y.as_ref(), r.as_ref());
-                r += Mat::from_fn(n, n, |i, j| (alpha - beta) * s[(i, j)]);
+            ws.r.iter_mut().zip(&ws.q).for_each(|(r, q)| *r = gamma * q);
+            for (k, (s, y, rho)) in self.mem.iter().enumerate() {
+                let beta = rho * dot(y, &ws.r);
+                axpy(&mut ws.r, alphas[k] - beta, s);
             }
-            // descent direction of h = ascent direction of g: p = -r
-            let mut p = Mat::from_fn(n, n, |i, j| -r[(i, j)]);
-            let mut slope = inner(grad.as_ref(), p.as_ref()); // dg/dt > 0 wanted
+            // ascent direction of g
+            ws.p.iter_mut().zip(&ws.r).for_each(|(p, r)| *p = -r);
+            let mut slope = dot(&self.grad, &ws.p);
             if slope <= 0.0 {
-                mem.clear();
-                p = Mat::from_fn(n, n, |i, j| grad[(i, j)] * (0.5 / gn).min(1.0));
-                slope = inner(grad.as_ref(), p.as_ref());
+                self.mem.clear();
+                let scale = (0.5 / gn).min(1.0);
+                ws.p.iter_mut().zip(&self.grad).for_each(|(p, g)| *p = scale * g);
+                slope = dot(&self.grad, &ws.p);
             }
             let mut t = 1.0;
             let mut accepted = None;
             for _ in 0..40 {
-                let cand = mul(c.as_ref(), cayley(p.as_ref(), t).as_ref());
-                let (gc, atc) = self.value(cand.as_ref());
-                if gc >= g + 1e-4 * t * slope {
-                    accepted = Some((cand, gc, atc));
+                cayley_into(&ws.p, t, &mut ws.lhs, &mut ws.cay);
+                matmul(cand.as_mut(), Accum::Replace, self.c.as_ref(), ws.cay.as_ref(), 1.0, Par::Seq);
+                let gc = problem.value_into(cand.as_ref(), &mut atc, &mut ws.tmp);
+                if gc >= self.g + 1e-4 * t * slope {
+                    accepted = Some(gc);
                     break;
                 }
                 t *= 0.5;
             }
-            let Some((cand, gc, atc)) = accepted else {
-                if mem.is_empty() {
+            let Some(gc) = accepted else {
+                if self.mem.is_empty() {
+                    self.converged = true;
                     break;
                 }
-                mem.clear();
+                self.mem.clear();
                 continue;
             };
-            let grad_new = self.grad(atc.as_ref());
-            let s = Mat::from_fn(n, n, |i, j| t * p[(i, j)]);
-            let y = Mat::from_fn(n, n, |i, j| grad[(i, j)] - grad_new[(i, j)]);
-            let sy = inner(s.as_ref(), y.as_ref());
+            let mut grad_new = vec![0.0; n * n];
+            problem.grad_into(atc.as_ref(), &mut grad_new, ws);
+            let s: Vec<f64> = ws.p.iter().map(|p| t * p).collect();
+            let y: Vec<f64> = self.grad.iter().zip(&grad_new).map(|(a, b)| a - b).collect();
+            let sy = dot(&s, &y);
             if sy > 1e-20 {
-                if mem.len() == MEMORY {
-                    mem.pop_front();
+                if self.mem.len() == MEMORY {
+                    self.mem.pop_front();
                 }
-                mem.push_back((s, y, 1.0 / sy));
+                self.mem.push_back((s, y, 1.0 / sy));
             }
-            stall = if gc - g <= 1e-15 * g.abs().max(1.0) { stall + 1 } else { 0 };
-            c = cand;
-            g = gc;
-            at = atc;
-            grad = grad_new;
-            if stall >= 3 {
-                break;
+            self.grad = grad_new;
+            std::mem::swap(&mut self.c, &mut cand);
+            // stagnation: loss^2 = 2 - 2g improved by less than a 1e-9 fraction over 10 steps
+            self.history.push_back(gc);
+            let stalled = self.history.len() > 10 && {
+                let old = self.history.pop_front().unwrap_or(gc);
+                gc - old <= 1e-9 * (2.0 - 2.0 * gc).max(0.0) + 1e-15
+            };
+            self.g = gc;
+            if stalled {
+                self.converged = true;
             }
         }
-        let _ = at;
-        (c, g, it)
     }
 }
 
-/// Cayley transform `(I - tW/2)^-1 (I + tW/2)` of a skew matrix: orthogonal, det +1.
-fn cayley(w: MatRef<'_, f64>, t: f64) -> Mat<f64> {
-    let n = w.nrows();
+fn zip_assign(dst: &mut Mat<f64>, f: impl Fn(usize, usize) -> f64) {
+    for j in 0..dst.ncols() {
+        for i in 0..dst.nrows() {
+            dst[(i, j)] = f(i, j);
+        }
+    }
+}
+
+/// Cayley transform `(I - tW/2)^-1 (I + tW/2)` of a skew matrix (orthogonal, det +1),
+/// written into `out`.
+fn cayley_into(w: &[f64], t: f64, lhs: &mut Mat<f64>, out: &mut Mat<f64>) {
+    let n = lhs.nrows();
     let id = |i: usize, j: usize| if i == j { 1.0 } else { 0.0 };
-    let lhs = Mat::from_fn(n, n, |i, j| id(i, j) - 0.5 * t * w[(i, j)]);
-    let mut rhs = Mat::from_fn(n, n, |i, j| id(i, j) + 0.5 * t * w[(i, j)]);
-    lhs.partial_piv_lu().solve_in_place(rhs.as_mut());
-    rhs
+    zip_assign(lhs, |i, j| id(i, j) - 0.5 * t * w[j * n + i]);
+    zip_assign(out, |i, j| id(i, j) + 0.5 * t * w[j * n + i]);
+    lhs.partial_piv_lu().solve_in_place(out.as_mut());
 }
 
 /// A Haar-random orthogonal matrix with the given determinant sign.

@@ -66,7 +66,7 @@ fn metrics_are_symmetric() {
         })
         .unwrap();
         let (a, b) = (dsa.fit_score(g.x.view(), g.y.view()).unwrap(), dsa.fit_score(g.y.view(), g.x.view()).unwrap());
-        assert!((a.value - b.value).abs() < 1e-6, "{}: {} vs {}", g.name, a.value, b.value);
+        assert_eq!(a.value, b.value, "{}: DSA must be exactly symmetric", g.name);
     }
 }
 
@@ -76,11 +76,14 @@ fn cka_and_procrustes_invariant_to_rotation_and_scaling_of_units() {
     let mut rng = Rng::new(99);
     let q = rng.orthogonal(5, -1.0);
     let y2 = rotate_units(&y, &q).mapv(|v| 3.7 * v);
-    for score in [Score::Angular] {
-        let m = ShapeMetric::procrustes(score);
-        let (a, b) = (m.distance(x.view(), y.view()).unwrap(), m.distance(x.view(), y2.view()).unwrap());
-        assert!((a - b).abs() < 1e-9, "{a} vs {b}");
-    }
+    let m = ShapeMetric::procrustes(Score::Angular);
+    let (a, b) = (m.distance(x.view(), y.view()).unwrap(), m.distance(x.view(), y2.view()).unwrap());
+    assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+    // the euclidean form is invariant to rotations (not to scaling: it carries units)
+    let e = ShapeMetric::procrustes(Score::Euclidean);
+    let y3 = rotate_units(&y, &q);
+    let (a, b) = (e.distance(x.view(), y.view()).unwrap(), e.distance(x.view(), y3.view()).unwrap());
+    assert!((a - b).abs() < 1e-9, "{a} vs {b}");
     for cka in all_ckas() {
         let (a, b) = (cka.similarity(x.view(), y.view()).unwrap(), cka.similarity(x.view(), y2.view()).unwrap());
         assert!((a - b).abs() < 1e-9, "{cka:?}: {a} vs {b}");

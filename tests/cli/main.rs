@@ -1,0 +1,160 @@
+//! End-to-end tests of the `dynsim` binary on real files in `data/`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn data(name: &str) -> String {
+    root().join("data/examples").join(name).display().to_string()
+}
+
+fn dynsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynsim")).args(args).output().expect("run dynsim")
+}
+
+fn json_ok(args: &[&str]) -> Value {
+    let out = dynsim(args);
+    assert!(out.status.success(), "dynsim {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn fail(args: &[&str]) -> String {
+    let out = dynsim(args);
+    assert!(!out.status.success(), "dynsim {args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.starts_with("error"), "{err}");
+    err
+}
+
+fn reference(name: &str) -> Value {
+    let p = root().join("data/reference").join(format!("{name}.json"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    v["expected"].clone()
+}
+
+#[test]
+fn dsa_on_lorenz_files_reaches_the_reference() {
+    let (x, same, other) = (data("lorenz_x.npy"), data("lorenz_same.npy"), data("lorenz_other.npy"));
+    let args = ["--n-delays", "10", "--delay-interval", "2", "--rank", "12", "--json"];
+    for (y, fixture) in [(&same, "public_lorenz_same_regime"), (&other, "public_lorenz_other_regime")] {
+        let mut a = vec!["metric", "dsa", x.as_str(), y.as_str()];
+        a.extend(args);
+        let v = json_ok(&a);
+        let want = reference(fixture)["dsa_angular"].as_f64().unwrap();
+        let got = v["value"].as_f64().unwrap();
+        assert!(got <= want + 0.02, "{fixture}: {got} vs {want}");
+        assert_eq!(v["ranks"], serde_json::json!([12, 12]));
+        assert!(v["det"].as_i64().unwrap().abs() == 1 && v["seconds"].as_f64().unwrap() >= 0.0);
+        assert_eq!(v["angular"].as_f64().unwrap(), got);
+    }
+}
+
+#[test]
+fn procrustes_and_cka_on_files_match_the_reference() {
+    let (x, y) = (data("lorenz_x.npy"), data("lorenz_same.npy"));
+    let exp = reference("public_lorenz_same_regime");
+    let p = json_ok(&["metric", "procrustes", &x, &y, "--json"]);
+    assert!((p["value"].as_f64().unwrap() - exp["procrustes_angular"].as_f64().unwrap()).abs() < 1e-6);
+    let c = json_ok(&["metric", "cka", &x, &y, "--json"]);
+    assert!((c["similarity"].as_f64().unwrap() - exp["cka_linear"].as_f64().unwrap()).abs() < 1e-6);
+    assert!((c["value"].as_f64().unwrap() - exp["cka_linear"].as_f64().unwrap().acos()).abs() < 1e-6);
+    // float32 input reads the same numbers up to float32 rounding
+    let c32 = json_ok(&["metric", "cka", &x, &data("lorenz_same_f32.npy"), "--json"]);
+    assert!((c32["similarity"].as_f64().unwrap() - c["similarity"].as_f64().unwrap()).abs() < 1e-5);
+    // a time x units file is one trial
+    let one = json_ok(&["metric", "procrustes", &data("lorenz_x_trial0.npy"), &data("lorenz_x_trial0.npy"), "--json"]);
+    assert_eq!(one["left_shape"], serde_json::json!([1, 200, 3]));
+    assert!(one["value"].as_f64().unwrap() < 1e-6);
+}
+
+#[test]
+fn text_output_and_wasserstein_score() {
+    let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
+    let out = dynsim(&[
+        "metric",
+        "dsa",
+        &x,
+        &y,
+        "--n-delays",
+        "10",
+        "--delay-interval",
+        "2",
+        "--rank",
+        "12",
+        "--score",
+        "wasserstein",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("dsa wasserstein = "), "{text}");
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let x = data("lorenz_x.npy");
+    let err = fail(&["metric", "dsa", &x, "/nonexistent/file.npy"]);
+    assert!(err.contains("/nonexistent/file.npy"), "{err}");
+    // not a .npy file
+    let garbage = root().join("data/make_examples.py").display().to_string();
+    let err = fail(&["metric", "cka", &x, &garbage]);
+    assert!(err.contains("make_examples.py") && err.contains("numpy.save"), "{err}");
+    // impossible rank
+    let err = fail(&["metric", "dsa", &x, &x, "--n-delays", "2", "--rank", "50"]);
+    assert!(err.contains("rank 50") && err.contains("lower --rank"), "{err}");
+    // too short for the delays
+    let err = fail(&["metric", "dsa", &x, &x, "--n-delays", "100", "--delay-interval", "3"]);
+    assert!(err.contains("lower --n-delays"), "{err}");
+    // options that do not belong to the metric
+    let err = fail(&["metric", "dsa", &x, &x, "--alpha", "0.5"]);
+    assert!(err.contains("--alpha"), "{err}");
+    let err = fail(&["metric", "procrustes", &x, &x, "--score", "wasserstein"]);
+    assert!(err.contains("dsa only"), "{err}");
+    let err = fail(&["metric", "procrustes", &x, &x, "--alpha", "2"]);
+    assert!(err.contains("alpha"), "{err}");
+    // different sample counts
+    let err = fail(&["metric", "cka", &x, &data("lorenz_x_trial0.npy")]);
+    assert!(err.contains("samples"), "{err}");
+    // two rank rules at once is a usage error (clap, exit code 2)
+    let out = dynsim(&["metric", "dsa", &x, &x, "--rank", "3", "--rank-thresh", "0.1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bench_runs_and_our_optimiser_beats_the_reference_style_one() {
+    let v = json_ok(&[
+        "bench",
+        "dsa",
+        "--recordings",
+        "3",
+        "--trials",
+        "8",
+        "--time",
+        "60",
+        "--units",
+        "5",
+        "--n-delays",
+        "4",
+        "--delay-interval",
+        "2",
+        "--rank",
+        "8",
+        "--pairs",
+        "2",
+        "--baseline-pairs",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(v["pairs_where_ours_is_worse"], 0);
+    let ours = v["loss"].as_array().unwrap();
+    let theirs = v["reference_style_loss"].as_array().unwrap();
+    assert_eq!(theirs.len(), 2);
+    for (o, t) in ours.iter().zip(theirs) {
+        assert!(o.as_f64().unwrap() <= t.as_f64().unwrap() + 1e-9);
+    }
+    assert_eq!(v["all_pairs"]["pairs"], 3);
+}
