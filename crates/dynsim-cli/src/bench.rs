@@ -125,7 +125,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         ..Default::default()
     };
     let dsa = Dsa::new(params)?;
-    // 1. DMD fit per recording, one thread
+    // 1. DMD fit per recording, one thread (faer's decompositions too)
+    dynsim_metrics::set_global_parallelism(Par::Seq);
     let mut fit_ms = vec![];
     let mut fits = vec![];
     for r in &recs {
@@ -154,6 +155,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         baseline.push((l, t.elapsed().as_secs_f64()));
     }
     // 4. all pairs on all cores (fits + distances)
+    dynsim_metrics::set_global_parallelism(Par::rayon(0));
     let views: Vec<_> = recs.iter().map(|r| r.view()).collect();
     let t = Instant::now();
     let m: DsaMatrix = dsa.pairwise(&views, Parallelism::Rayon0)?;

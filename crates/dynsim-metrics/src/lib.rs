@@ -33,7 +33,7 @@ pub use dmd::{DmdFit, DmdParams, RankSelection, Regression};
 pub use dsa::{Dsa, DsaComparison, DsaMatrix, DsaParams, DsaScore};
 pub use embed::DelayEmbedding;
 pub use error::{MetricError, Result};
-pub use faer::Par;
+pub use faer::{set_global_parallelism, Par};
 pub use pairwise::{pairwise_bipartite, pairwise_symmetric, Parallelism};
 pub use shape::ShapeMetric;
 pub use simdist::{similarity_scores, Group, SimilarityFit, SimilarityParams, SimilarityTransformDist};
