@@ -158,7 +158,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     dynsim_metrics::set_global_parallelism(Par::rayon(0));
     let views: Vec<_> = recs.iter().map(|r| r.view()).collect();
     let t = Instant::now();
-    let m: DsaMatrix = dsa.pairwise(&views, Parallelism::Rayon0)?;
+    let m: DsaMatrix = dsa.pairwise(&views, Parallelism::Global)?;
     let all_s = t.elapsed().as_secs_f64();
     let n_all = a.recordings * (a.recordings - 1) / 2;
     let threads = rayon::current_num_threads();

@@ -10,19 +10,18 @@ use crate::error::Result;
 pub enum Parallelism {
     /// One thread.
     Seq,
-    /// A rayon pool with this many threads; `0` uses rayon's global pool (all cores, or
-    /// `RAYON_NUM_THREADS`).
+    /// Rayon's global pool (all cores, or `RAYON_NUM_THREADS`).
     #[default]
-    Rayon0,
-    /// A dedicated rayon pool with this many threads.
-    Rayon(usize),
+    Global,
+    /// A dedicated rayon pool with this many threads (`Threads(1)` runs sequentially).
+    Threads(usize),
 }
 
 impl Parallelism {
-    /// Run `f` under this parallelism (a dedicated pool for `Rayon(n)`).
+    /// Run `f` under this parallelism (a dedicated pool for `Threads(n)`).
     pub(crate) fn install<R: Send>(self, f: impl FnOnce() -> R + Send) -> R {
         match self {
-            Parallelism::Rayon(n) if n > 0 => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
+            Parallelism::Threads(n) if n > 0 => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
                 Ok(pool) => pool.install(f),
                 Err(_) => f(),
             },
@@ -31,7 +30,7 @@ impl Parallelism {
     }
 
     pub(crate) fn is_seq(self) -> bool {
-        matches!(self, Parallelism::Seq | Parallelism::Rayon(1))
+        matches!(self, Parallelism::Seq | Parallelism::Threads(1))
     }
 }
 
@@ -73,5 +72,5 @@ pub fn pairwise_bipartite(
     f: impl Fn(usize, usize) -> Result<f64> + Sync + Send,
 ) -> Result<Array2<f64>> {
     let values = map_indexed(n * m, par, |k| f(k / m.max(1), k % m.max(1)))?;
-    Ok(Array2::from_shape_vec((n, m), values).unwrap_or_else(|_| Array2::zeros((n, m))))
+    Ok(Array2::from_shape_vec((n, m), values).expect("map_indexed returns n*m values"))
 }

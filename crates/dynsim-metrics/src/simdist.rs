@@ -35,7 +35,7 @@ pub struct SimilarityParams {
     pub grad_tol: f64,
     /// Seed of the random starting points.
     pub seed: u64,
-    /// Race the starting points (successive halving: every start gets 25 iterations, the
+    /// Race the starting points (successive halving: every start gets 20 iterations, the
     /// better half continues with twice the budget, and so on, until one runs to
     /// convergence) instead of running all of them to convergence. Much faster; set
     /// `false` (see [`SimilarityParams::thorough`]) for the most careful search.
@@ -352,7 +352,10 @@ impl Problem<'_> {
 }
 
 /// Iterations every start gets in the first round of the race (doubling each round).
-const RACE_FIRST_ROUND: usize = 40;
+const RACE_FIRST_ROUND: usize = 20;
+/// A run stops when `loss^2` improved by less than this fraction of itself over the last
+/// 10 iterations.
+const STALL_TOL: f64 = 1e-7;
 /// L-BFGS memory.
 const MEMORY: usize = 12;
 
@@ -492,11 +495,11 @@ impl Run {
             }
             self.grad = grad_new;
             std::mem::swap(&mut self.c, &mut cand);
-            // stagnation: loss^2 = 2 - 2g improved by less than a 1e-9 fraction over 10 steps
+            // stagnation: loss^2 = 2 - 2g improved by less than STALL_TOL of itself over 10 steps
             self.history.push_back(gc);
             let stalled = self.history.len() > 10 && {
                 let old = self.history.pop_front().unwrap_or(gc);
-                gc - old <= 1e-9 * (2.0 - 2.0 * gc).max(0.0) + 1e-15
+                gc - old <= STALL_TOL * (2.0 - 2.0 * gc).max(0.0) + 1e-15
             };
             self.g = gc;
             if stalled {

@@ -96,6 +96,19 @@ fn cka_and_procrustes_invariant_to_rotation_and_scaling_of_units() {
 }
 
 #[test]
+fn narrower_side_is_zero_padded() {
+    // y = x with an extra silent unit: the same representation
+    let x = recording(30);
+    let (tr, t, u) = x.dim();
+    let y = Array3::from_shape_fn((tr, t, u + 1), |(k, s, i)| if i < u { x[[k, s, i]] } else { 0.0 });
+    for alpha in [1.0, 0.5] {
+        let m = ShapeMetric { alpha, score: Score::Angular };
+        assert!(m.distance(x.view(), y.view()).unwrap() < 1e-6, "alpha {alpha}");
+    }
+    assert!(Cka::default().distance(x.view(), y.view()).unwrap() < 1e-6);
+}
+
+#[test]
 fn cca_shape_metric_invariant_to_invertible_maps() {
     let y = recording(5);
     let mut rng = Rng::new(7);
@@ -193,7 +206,7 @@ fn pairwise_matrices_symmetric_deterministic_and_consistent() {
     let xs: Vec<_> = (20..25).map(recording).collect();
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     let dsa = small_dsa();
-    let par = dsa.pairwise(&views, Parallelism::Rayon(2)).unwrap();
+    let par = dsa.pairwise(&views, Parallelism::Threads(2)).unwrap();
     let seq = dsa.pairwise(&views, Parallelism::Seq).unwrap();
     assert_eq!(par.values, seq.values, "parallel and sequential runs differ");
     for i in 0..5 {
@@ -203,7 +216,7 @@ fn pairwise_matrices_symmetric_deterministic_and_consistent() {
         }
     }
     // bipartite agrees with the pairwise entries and with direct calls
-    let bi = dsa.bipartite(&views[..2], &views[2..], Parallelism::Rayon0).unwrap();
+    let bi = dsa.bipartite(&views[..2], &views[2..], Parallelism::Global).unwrap();
     assert_eq!(bi.values.dim(), (2, 3));
     for i in 0..2 {
         for j in 0..3 {
@@ -213,7 +226,7 @@ fn pairwise_matrices_symmetric_deterministic_and_consistent() {
         }
     }
     // the generic helpers
-    let m = dynsim_metrics::pairwise_symmetric(5, Parallelism::Rayon0, |i, j| {
+    let m = dynsim_metrics::pairwise_symmetric(5, Parallelism::Global, |i, j| {
         ShapeMetric::default().distance(views[i], views[j])
     })
     .unwrap();
