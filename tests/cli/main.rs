@@ -73,6 +73,32 @@ fn procrustes_and_cka_on_files_match_the_reference() {
 }
 
 #[test]
+fn thorough_search_is_never_worse_than_the_race() {
+    let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
+    let base = [
+        "metric",
+        "dsa",
+        x.as_str(),
+        y.as_str(),
+        "--n-delays",
+        "10",
+        "--delay-interval",
+        "2",
+        "--rank",
+        "12",
+        "--json",
+    ];
+    let raced = json_ok(&base);
+    let mut t = base.to_vec();
+    t.push("--thorough");
+    let thorough = json_ok(&t);
+    assert!(thorough["loss"].as_f64().unwrap() <= raced["loss"].as_f64().unwrap() + 1e-12);
+    let mut bad = t.clone();
+    bad.extend(["--restarts", "7"]);
+    assert!(fail(&bad).contains("--thorough"));
+}
+
+#[test]
 fn text_output_and_wasserstein_score() {
     let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
     let out = dynsim(&[

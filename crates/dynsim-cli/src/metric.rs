@@ -82,6 +82,10 @@ pub struct MetricArgs {
     /// DSA: random restarts per determinant component (on top of the spectral starts).
     #[arg(long, default_value_t = SimilarityParams::default().restarts)]
     restarts: usize,
+    /// DSA: run every starting point to convergence instead of racing them (slower, the
+    /// most careful search).
+    #[arg(long)]
+    thorough: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -95,7 +99,8 @@ enum Config {
 }
 
 fn validate(a: &MetricArgs) -> Result<Config> {
-    let dsa_only = a.n_delays != 1
+    let dsa_only = a.thorough
+        || a.n_delays != 1
         || a.delay_interval != 1
         || a.rank.is_some()
         || a.rank_thresh.is_some()
@@ -104,6 +109,9 @@ fn validate(a: &MetricArgs) -> Result<Config> {
         || a.reduced_rank;
     Ok(match a.metric {
         MetricName::Dsa => {
+            if a.thorough && a.restarts != SimilarityParams::default().restarts {
+                bail!("--thorough sets its own restarts; drop --restarts or --thorough");
+            }
             if a.alpha.is_some() || a.kernel.is_some() || a.debiased {
                 bail!("--alpha, --kernel and --debiased do not apply to dsa; drop them");
             }
@@ -122,7 +130,11 @@ fn validate(a: &MetricArgs) -> Result<Config> {
                     regression: if a.reduced_rank { Regression::ReducedRank } else { Regression::PrincipalComponent },
                     ..Default::default()
                 },
-                similarity: SimilarityParams { seed: a.seed, restarts: a.restarts, ..Default::default() },
+                similarity: if a.thorough {
+                    SimilarityParams { seed: a.seed, ..SimilarityParams::thorough() }
+                } else {
+                    SimilarityParams { seed: a.seed, restarts: a.restarts, ..Default::default() }
+                },
                 score: match a.score {
                     ScoreArg::Angular => DsaScore::Angular,
                     ScoreArg::Euclidean => DsaScore::Euclidean,

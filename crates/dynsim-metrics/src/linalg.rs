@@ -78,9 +78,13 @@ pub(crate) fn check_finite3(x: ArrayView3<'_, f64>, what: &str) -> Result<()> {
 }
 
 /// Reject NaN / Inf in a matrix.
-pub(crate) fn check_finite2(x: ArrayView2<'_, f64>, what: &str) -> Result<()> {
-    if let Some((idx, v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(MetricError::NonFinite { what: what.to_string(), value: *v, index: vec![idx.0, idx.1] });
+pub(crate) fn check_finite_mat(m: MatRef<'_, f64>, what: &str) -> Result<()> {
+    for j in 0..m.ncols() {
+        for i in 0..m.nrows() {
+            if !m[(i, j)].is_finite() {
+                return Err(MetricError::NonFinite { what: what.into(), value: m[(i, j)], index: vec![i, j] });
+            }
+        }
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::error::{MetricError, Result};
-use crate::linalg::{check_finite2, evd_err, fro, inner, mul, to_faer, to_ndarray};
+use crate::linalg::{check_finite_mat, evd_err, fro, inner, mul, to_faer, to_ndarray};
 
 /// Which orthogonal transforms the distance minimises over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,7 +70,9 @@ pub struct SimilarityFit {
     pub iterations: usize,
     /// `det C`: +1 or -1.
     pub det: i8,
-    /// Best loss found in each component `[det +1, det -1]` (`NaN` when not searched).
+    /// Best loss reached in each component `[det +1, det -1]` (`NaN` when not searched).
+    /// When racing, a start dropped early reports the loss where it stopped, so the losing
+    /// component's entry is an upper bound.
     pub component_loss: [f64; 2],
 }
 
@@ -117,8 +119,6 @@ impl SimilarityTransformDist {
 
     /// Minimise over C for square operators of equal size. The inputs are not modified.
     pub fn fit(&self, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Result<SimilarityFit> {
-        check_finite2(a, "operator A")?;
-        check_finite2(b, "operator B")?;
         self.fit_faer(to_faer(a).as_ref(), to_faer(b).as_ref())
     }
 
@@ -139,6 +139,8 @@ impl SimilarityTransformDist {
         if a.nrows() == 0 {
             return Err(MetricError::Empty { what: "operator".into(), shape: "0x0".into() });
         }
+        check_finite_mat(a, "operator A")?;
+        check_finite_mat(b, "operator B")?;
         let (na, nb) = (fro(a), fro(b));
         if na == 0.0 || nb == 0.0 {
             return Err(MetricError::AllZero {
@@ -163,8 +165,8 @@ impl SimilarityTransformDist {
         };
         let n = a.nrows();
         let mut ws = Workspace::new(n);
-        // Starting points: per component the best spectral alignment (or all of them when
-        // not racing) and `restarts` Haar-random points.
+        // Starting points: per component every spectral alignment and `restarts`
+        // Haar-random points.
         let mut runs: Vec<(usize, Run)> = Vec::new();
         for (ci, &det) in components.iter().enumerate() {
             let mut starts: Vec<Run> =
