@@ -31,6 +31,17 @@ fn fail(args: &[&str]) -> String {
     err
 }
 
+/// The DSA settings of the Lorenz golden cases.
+const LORENZ_DSA: [&str; 6] = ["--n-delays", "10", "--delay-interval", "2", "--rank", "12"];
+
+/// `dynsim metric dsa X Y <Lorenz settings> <extra>`.
+fn lorenz_dsa_args<'a>(x: &'a str, y: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["metric", "dsa", x, y];
+    a.extend(LORENZ_DSA);
+    a.extend(extra);
+    a
+}
+
 fn reference(name: &str) -> Value {
     let p = root().join("data/reference").join(format!("{name}.json"));
     let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
@@ -40,10 +51,8 @@ fn reference(name: &str) -> Value {
 #[test]
 fn dsa_on_lorenz_files_reaches_the_reference() {
     let (x, same, other) = (data("lorenz_x.npy"), data("lorenz_same.npy"), data("lorenz_other.npy"));
-    let args = ["--n-delays", "10", "--delay-interval", "2", "--rank", "12", "--json"];
     for (y, fixture) in [(&same, "public_lorenz_same_regime"), (&other, "public_lorenz_other_regime")] {
-        let mut a = vec!["metric", "dsa", x.as_str(), y.as_str()];
-        a.extend(args);
+        let a = lorenz_dsa_args(&x, y, &["--json"]);
         let v = json_ok(&a);
         let want = reference(fixture)["dsa_angular"].as_f64().unwrap();
         let got = v["value"].as_f64().unwrap();
@@ -75,19 +84,7 @@ fn procrustes_and_cka_on_files_match_the_reference() {
 #[test]
 fn thorough_search_is_never_worse_than_the_race() {
     let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
-    let base = [
-        "metric",
-        "dsa",
-        x.as_str(),
-        y.as_str(),
-        "--n-delays",
-        "10",
-        "--delay-interval",
-        "2",
-        "--rank",
-        "12",
-        "--json",
-    ];
+    let base = lorenz_dsa_args(&x, &y, &["--json"]);
     let raced = json_ok(&base);
     let mut t = base.to_vec();
     t.push("--thorough");
@@ -101,20 +98,7 @@ fn thorough_search_is_never_worse_than_the_race() {
 #[test]
 fn text_output_and_wasserstein_score() {
     let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
-    let out = dynsim(&[
-        "metric",
-        "dsa",
-        &x,
-        &y,
-        "--n-delays",
-        "10",
-        "--delay-interval",
-        "2",
-        "--rank",
-        "12",
-        "--score",
-        "wasserstein",
-    ]);
+    let out = dynsim(&lorenz_dsa_args(&x, &y, &["--score", "wasserstein"]));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("dsa wasserstein = "), "{text}");
