@@ -158,10 +158,9 @@ impl DmdFit {
             return Err(MetricError::AllZero { what: "recording".into(), detail: String::new() });
         }
         // H = V S U^T, so faer's (U_h, V_h) of H are (V, U) of H^T.
-        let svd = TallSvd::new(h.as_ref(), params.rank, par)?;
+        let svd = TallSvd::new(h.as_ref(), params, par)?;
         let s_all = svd.s.clone();
-        let tol = s_all[0] * (n.max(w) as f64) * f64::EPSILON;
-        let numerical_rank = s_all.iter().take_while(|&&s| s > tol).count();
+        let numerical_rank = svd.reliable;
         let rank = choose_rank(params.rank, &s_all, numerical_rank, w, n)?;
         // Columns of V used by the regression.
         let k = match params.regression {
@@ -209,7 +208,9 @@ impl DmdFit {
         self.units
     }
 
-    /// All singular values of the embedding, in non-increasing order.
+    /// All singular values of the embedding, in non-increasing order. When the fit took the
+    /// fast Gram-matrix route (every used direction has `s_i >= 1e-5 s_0`), values below
+    /// `1e-5 s_0` are approximate (absolute error about `eps s_0^2 / s_i`).
     pub fn singular_values(&self) -> &[f64] {
         &self.singular_values
     }
@@ -309,13 +310,17 @@ impl DmdFit {
 ///
 /// The fast route is taken only when every direction the fit will use has `s_i / s_0 >=`
 /// [`GRAM_MIN_RATIO`] (so its error stays below ~1e-6); otherwise, and always for the
-/// numerical-rank rule [`RankSelection::Full`], the accurate route. Only the first `k`
+/// numerical-rank rule [`RankSelection::Full`] and for reduced-rank regression (which uses
+/// every resolved direction), the accurate route. Only the first `k`
 /// columns of `U` are ever needed; they are recovered as `H V_k S_k^-1` without forming
 /// `Q` or the full `U`.
 struct TallSvd {
     s: Vec<f64>,
     v: Mat<f64>,
     u: Option<Mat<f64>>,
+    /// How many leading singular values are resolved: above `s_0 max(n, w) eps` on the
+    /// accurate route (the numerical rank), at least `GRAM_MIN_RATIO s_0` on the fast one.
+    reliable: usize,
 }
 
 /// Smallest `s_r / s_0` for which the Gram-matrix route is accurate enough (see [`TallSvd`]).
@@ -323,22 +328,22 @@ const GRAM_MIN_RATIO: f64 = 1e-5;
 
 impl TallSvd {
     fn accurate(h: MatRef<'_, f64>) -> Result<Self> {
-        if h.nrows() <= h.ncols() {
+        let (s, v, u) = if h.nrows() <= h.ncols() {
             let svd = h.thin_svd().map_err(svd_err)?;
-            return Ok(Self {
-                s: svd.S().column_vector().iter().copied().collect(),
-                v: svd.V().to_owned(),
-                u: Some(svd.U().to_owned()),
-            });
-        }
-        let qr = h.qr();
-        let svd = qr.thin_R().svd().map_err(svd_err)?;
-        Ok(Self { s: svd.S().column_vector().iter().copied().collect(), v: svd.V().to_owned(), u: None })
+            (svd.S().column_vector().iter().copied().collect::<Vec<_>>(), svd.V().to_owned(), Some(svd.U().to_owned()))
+        } else {
+            let svd = h.qr().thin_R().svd().map_err(svd_err)?;
+            (svd.S().column_vector().iter().copied().collect(), svd.V().to_owned(), None)
+        };
+        let tol = s[0] * (h.nrows().max(h.ncols()) as f64) * f64::EPSILON;
+        let reliable = s.iter().take_while(|&&x| x > tol).count();
+        Ok(Self { s, v, u, reliable })
     }
 
     /// The fast route, or `None` when it would not be accurate enough for `rule`.
-    fn fast(h: MatRef<'_, f64>, rule: RankSelection, par: Par) -> Result<Option<Self>> {
-        if h.nrows() <= h.ncols() || rule == RankSelection::Full {
+    fn fast(h: MatRef<'_, f64>, params: &DmdParams, par: Par) -> Result<Option<Self>> {
+        let rule = params.rank;
+        if h.nrows() <= h.ncols() || rule == RankSelection::Full || params.regression == Regression::ReducedRank {
             return Ok(None);
         }
         let gram = mul_par(h.transpose(), h, par);
@@ -353,14 +358,15 @@ impl TallSvd {
             _ => choose_rank(rule, &s, w, w, h.nrows())?,
         };
         if s[0] > 0.0 && s[r - 1] / s[0] >= GRAM_MIN_RATIO {
-            Ok(Some(Self { s, v, u: None }))
+            let reliable = s.iter().take_while(|&&x| x / s[0] >= GRAM_MIN_RATIO).count();
+            Ok(Some(Self { s, v, u: None, reliable }))
         } else {
             Ok(None)
         }
     }
 
-    fn new(h: MatRef<'_, f64>, rule: RankSelection, par: Par) -> Result<Self> {
-        match Self::fast(h, rule, par)? {
+    fn new(h: MatRef<'_, f64>, params: &DmdParams, par: Par) -> Result<Self> {
+        match Self::fast(h, params, par)? {
             Some(svd) => Ok(svd),
             None => Self::accurate(h),
         }
@@ -462,8 +468,9 @@ mod tests {
     #[test]
     fn gram_route_agrees_with_accurate_route_and_knows_its_limits() {
         let h = tall(300, 12, 0.7);
-        let rule = RankSelection::Count(8);
-        let fast = TallSvd::fast(h.as_ref(), rule, Par::Seq).unwrap().expect("well conditioned: fast route");
+        let p = DmdParams { rank: RankSelection::Count(8), ..Default::default() };
+        let fast = TallSvd::fast(h.as_ref(), &p, Par::Seq).unwrap().expect("well conditioned: fast route");
+        assert!(fast.reliable >= 8);
         let acc = TallSvd::accurate(h.as_ref()).unwrap();
         for i in 0..8 {
             assert!((fast.s[i] - acc.s[i]).abs() <= 1e-10 * acc.s[0], "s_{i}");
@@ -475,8 +482,11 @@ mod tests {
         assert!(overlap.iter().all(|&c| (c - 1.0).abs() < 1e-8), "{overlap:?}");
         // steep decay: s_8 / s_0 ~ 0.05^7, far below the Gram route's limit
         let steep = tall(300, 12, 0.05);
-        assert!(TallSvd::fast(steep.as_ref(), rule, Par::Seq).unwrap().is_none());
-        // the numerical-rank rule always takes the accurate route
-        assert!(TallSvd::fast(h.as_ref(), RankSelection::Full, Par::Seq).unwrap().is_none());
+        assert!(TallSvd::fast(steep.as_ref(), &p, Par::Seq).unwrap().is_none());
+        // the numerical-rank rule and reduced-rank regression always take the accurate route
+        let full = DmdParams { rank: RankSelection::Full, ..p };
+        assert!(TallSvd::fast(h.as_ref(), &full, Par::Seq).unwrap().is_none());
+        let rrr = DmdParams { regression: Regression::ReducedRank, ..p };
+        assert!(TallSvd::fast(h.as_ref(), &rrr, Par::Seq).unwrap().is_none());
     }
 }
