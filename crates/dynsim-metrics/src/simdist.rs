@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::error::{MetricError, Result};
-use crate::linalg::{check_finite_mat, evd_err, fro, inner, mul, to_faer, to_ndarray};
+use crate::linalg::{check_finite_mat, dot, evd_err, fro, inner, mul, to_faer, to_ndarray};
 
 /// Which orthogonal transforms the distance minimises over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -397,8 +397,6 @@ impl Workspace {
         }
     }
 }
-
-use crate::linalg::dot;
 
 fn axpy(dst: &mut [f64], alpha: f64, x: &[f64]) {
     dst.iter_mut().zip(x).for_each(|(d, v)| *d += alpha * v);
