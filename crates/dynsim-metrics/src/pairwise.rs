@@ -13,7 +13,8 @@ pub enum Parallelism {
     /// Rayon's global pool (all cores, or `RAYON_NUM_THREADS`).
     #[default]
     Global,
-    /// A dedicated rayon pool with this many threads (`Threads(1)` runs sequentially).
+    /// A dedicated rayon pool with this many threads (`Threads(1)` runs sequentially,
+    /// `Threads(0)` is the same as `Global`).
     Threads(usize),
 }
 
