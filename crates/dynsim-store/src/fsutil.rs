@@ -1,0 +1,74 @@
+//! Crash-safe file operations: temporary file + fsync + rename, directory fsync, lock files.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::StoreError;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this process and call: `<pid>-<nanos>-<counter>`.
+pub(crate) fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The temporary name used while writing `path`: `.<name>.tmp-<unique>` in the same folder
+/// (same file system, so the final rename is atomic). Readers never list these.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", unique_suffix()))
+}
+
+/// fsync a directory so that a rename inside it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io(dir))
+}
+
+/// Write `path` atomically: `write` fills a temporary file (and must fsync it, or leave it
+/// to this function via `File`), which is then renamed over `path` and the folder synced.
+/// On error the temporary file is removed and `path` is untouched.
+pub(crate) fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    let tmp = temp_path(path);
+    let result = write(&tmp).and_then(|()| {
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(StoreError::io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(StoreError::io(path))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// An exclusive lock on a lock file (advisory `flock`), released on drop.
+pub(crate) struct LockGuard {
+    file: File,
+}
+
+impl LockGuard {
+    /// Block until the lock on `path` is ours (creating the file if needed).
+    pub(crate) fn acquire(path: &Path) -> Result<LockGuard, StoreError> {
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(StoreError::io(path))?;
+        file.lock().map_err(StoreError::io(path))?;
+        Ok(LockGuard { file })
+    }
+
+    /// Take the lock if nobody holds it.
+    pub(crate) fn try_acquire(path: &Path) -> Result<Option<LockGuard>, StoreError> {
+        let file = OpenOptions::new().write(true).open(path).map_err(StoreError::io(path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockGuard { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path: path.to_path_buf(), source: e }),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}

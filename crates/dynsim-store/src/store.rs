@@ -1,0 +1,470 @@
+//! The store: a directory of Parquet files that any Parquet reader can open.
+//!
+//! ```text
+//! store.json                  {"format": "dynsim-store", "version": 1}
+//! catalog.parquet             one row per recording (see `catalog`)
+//! recordings/ab/<hash>.parquet  recording files, content addressed, sharded by the
+//!                             first two hex digits of the content hash
+//! results/                    metric results (written by dynsim-query)
+//! .lock                       lock file: catalogue updates are serialised on it
+//! .staging/<txn>/             private work folder of an ingest in progress
+//! ```
+//!
+//! Crash safety. An ingest writes its recording files into its own staging folder. Only
+//! at commit, holding the store lock, does it move them into `recordings/` (rename, so a
+//! file is either absent or complete), fsync the folders, then replace `catalog.parquet`
+//! by writing a temporary file, fsyncing it and renaming it over the old one. A crash at
+//! any moment leaves the old or the new catalogue, never a mix, and every catalogued
+//! recording complete. Leftovers of a killed ingest (a staging folder, a recording file no
+//! row refers to) are never listed; the next ingest removes stale staging folders and
+//! `Store::gc` removes unreferenced recording files.
+//!
+//! Concurrency. Each commit re-reads the catalogue under the lock and appends its rows,
+//! so concurrent ingests (processes, or machines sharing a file system with working
+//! `flock`) never lose each other's rows.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{recording_id, Catalog, CatalogRow};
+use crate::error::StoreError;
+use crate::fsutil::{atomic_write, sync_dir, unique_suffix, LockGuard};
+use crate::ingest::{plan, IngestOptions};
+use crate::keys::{KeyType, Keys};
+use crate::recording::{read_recording, RecordingMeta, RecordingWriter};
+
+/// Format name in `store.json`.
+pub const STORE_FORMAT: &str = "dynsim-store";
+/// Store format version this library reads and writes.
+pub const STORE_VERSION: u32 = 1;
+/// Values per block when streaming a recording (16 Mi f32 = 64 MiB).
+const BLOCK_VALUES: usize = 1 << 24;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoreJson {
+    format: String,
+    version: u32,
+}
+
+/// An opened store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A recording read back from the store.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// Its catalogue row (id, keys, shape, hash, ...).
+    pub row: CatalogRow,
+    /// The values, `trials x time x units`.
+    pub data: Array3<f32>,
+}
+
+/// Progress of an ingest, for progress bars.
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    /// Every input was planned: this many recordings and values in all.
+    Planned {
+        /// Number of recordings.
+        recordings: usize,
+        /// Number of values (f32) in all.
+        values: u64,
+    },
+    /// A block of values was written.
+    Values(u64),
+    /// A recording is done.
+    RecordingDone {
+        /// Its source (`file:dataset`).
+        source: String,
+    },
+    /// The catalogue is being updated.
+    Committing,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    /// Rows added to the catalogue.
+    pub added: Vec<CatalogRow>,
+    /// Recordings that were already in the store with the same content and keys.
+    pub already_present: Vec<String>,
+    /// Recordings whose data was already stored under other keys (stored once, two rows).
+    pub shared_content: usize,
+    /// Things in the inputs that were left out, and why.
+    pub skipped: Vec<String>,
+    /// f32 values written.
+    pub values: u64,
+}
+
+/// What `Store::verify` found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Recordings read and checked.
+    pub checked: usize,
+    /// Problems (recording id and message).
+    pub problems: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Create a new, empty store in `dir` (created if missing; must be empty or absent).
+    pub fn init(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let root = dir.as_ref().to_path_buf();
+        if root.join("store.json").exists() {
+            return Err(StoreError::NotAStore {
+                path: root,
+                detail: "is already a dynsim store; use it, or choose another folder".into(),
+            });
+        }
+        if root.exists() {
+            let mut entries = fs::read_dir(&root).map_err(StoreError::io(&root))?;
+            if entries.next().is_some() {
+                return Err(StoreError::NotAStore {
+                    path: root,
+                    detail: "exists and is not empty; a store needs an empty or new folder".into(),
+                });
+            }
+        }
+        fs::create_dir_all(root.join("recordings")).map_err(StoreError::io(&root))?;
+        fs::create_dir_all(root.join("results")).map_err(StoreError::io(&root))?;
+        let store = Store { root: root.clone() };
+        atomic_write(&root.join("catalog.parquet"), |tmp| Catalog::default().write_parquet(tmp))?;
+        let json = serde_json::to_string_pretty(&StoreJson { format: STORE_FORMAT.into(), version: STORE_VERSION })
+            .unwrap_or_default();
+        // store.json last: a folder without it is not a store, so a crash here is harmless.
+        atomic_write(&root.join("store.json"), |tmp| fs::write(tmp, json.as_bytes()).map_err(StoreError::io(tmp)))?;
+        Ok(store)
+    }
+
+    /// Open an existing store.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let root = dir.as_ref().to_path_buf();
+        let sj = root.join("store.json");
+        let text = fs::read_to_string(&sj).map_err(|e| StoreError::NotAStore {
+            path: root.clone(),
+            detail: if e.kind() == std::io::ErrorKind::NotFound {
+                "is not a dynsim store (no store.json); create one with `dynsim store init DIR` or ingest into it"
+                    .into()
+            } else {
+                format!("cannot read store.json: {e}")
+            },
+        })?;
+        let meta: StoreJson = serde_json::from_str(&text).map_err(|e| StoreError::NotAStore {
+            path: root.clone(),
+            detail: format!("store.json is damaged ({e})"),
+        })?;
+        if meta.format != STORE_FORMAT || meta.version != STORE_VERSION {
+            return Err(StoreError::NotAStore {
+                path: root,
+                detail: format!(
+                    "store.json says format {:?} version {}, this dynsim reads {STORE_FORMAT:?} version {STORE_VERSION}",
+                    meta.format, meta.version
+                ),
+            });
+        }
+        Ok(Store { root })
+    }
+
+    /// Open the store, creating it first if the folder does not exist or is empty.
+    pub fn open_or_init(dir: impl AsRef<Path>) -> Result<(Store, bool), StoreError> {
+        let dir = dir.as_ref();
+        let empty = !dir.exists() || fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if empty {
+            Ok((Store::init(dir)?, true))
+        } else {
+            Ok((Store::open(dir)?, false))
+        }
+    }
+
+    /// The store folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder for metric results (`results/`).
+    pub fn results_dir(&self) -> PathBuf {
+        self.root.join("results")
+    }
+
+    /// Read the catalogue.
+    pub fn catalog(&self) -> Result<Catalog, StoreError> {
+        Catalog::read_parquet(&self.root.join("catalog.parquet"))
+    }
+
+    /// Read one recording by id (or unique prefix).
+    pub fn read(&self, id: &str) -> Result<Recording, StoreError> {
+        let cat = self.catalog()?;
+        let row = cat.resolve(id)?.clone();
+        self.read_row(&row, false)
+    }
+
+    /// Read the recording of a catalogue row; `verify` recomputes its content hash.
+    pub fn read_row(&self, row: &CatalogRow, verify: bool) -> Result<Recording, StoreError> {
+        let path = self.root.join(&row.file);
+        let (data, meta) = read_recording(&path, verify)?;
+        if meta.hash != row.hash || meta.shape != row.shape {
+            return Err(StoreError::Corrupt {
+                path,
+                detail: format!(
+                    "holds {:?} with hash {} but the catalogue expects {:?} with hash {}",
+                    meta.shape, meta.hash, row.shape, row.hash
+                ),
+            });
+        }
+        Ok(Recording { row: row.clone(), data })
+    }
+
+    /// Read every catalogued recording and check its content hash.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let cat = self.catalog()?;
+        let mut rep = VerifyReport::default();
+        for row in &cat.rows {
+            rep.checked += 1;
+            if let Err(e) = self.read_row(row, true) {
+                rep.problems.push((row.id.clone(), e.to_string()));
+            }
+        }
+        Ok(rep)
+    }
+
+    /// Remove leftovers of killed ingests: stale staging folders, temporary files and
+    /// recording files no catalogue row refers to. Returns the number of files removed.
+    pub fn gc(&self) -> Result<usize, StoreError> {
+        let _lock = LockGuard::acquire(&self.root.join(".lock"))?;
+        let mut removed = self.clean_staging()?;
+        let cat = self.catalog()?;
+        let used: HashSet<&str> = cat.rows.iter().map(|r| r.file.as_str()).collect();
+        let rec = self.root.join("recordings");
+        for shard in fs::read_dir(&rec).map_err(StoreError::io(&rec))?.flatten() {
+            let Ok(files) = fs::read_dir(shard.path()) else { continue };
+            for f in files.flatten() {
+                let rel =
+                    format!("recordings/{}/{}", shard.file_name().to_string_lossy(), f.file_name().to_string_lossy());
+                if !used.contains(rel.as_str()) && fs::remove_file(f.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        for f in fs::read_dir(&self.root).map_err(StoreError::io(&self.root))?.flatten() {
+            if f.file_name().to_string_lossy().contains(".tmp-") && fs::remove_file(f.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Remove staging folders whose owner is gone (their lock can be taken).
+    fn clean_staging(&self) -> Result<usize, StoreError> {
+        let staging = self.root.join(".staging");
+        let Ok(entries) = fs::read_dir(&staging) else { return Ok(0) };
+        let mut n = 0;
+        for e in entries.flatten() {
+            let owner = e.path().join("owner.lock");
+            let stale = match LockGuard::try_acquire(&owner) {
+                Ok(Some(_guard)) => true,
+                Ok(None) => false,
+                // No lock file: the owner is just starting, or died before creating it.
+                Err(_) => e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 600),
+            };
+            if stale && fs::remove_dir_all(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Ingest files: plan every file first (metadata, layout, keys), then stream each
+    /// recording into a staging folder, then commit all of them in one catalogue update.
+    /// On any error nothing is committed and the staging folder is removed: the store is
+    /// exactly as it was.
+    pub fn ingest(
+        &self,
+        files: &[PathBuf],
+        opts: &IngestOptions,
+        progress: &mut dyn FnMut(IngestEvent),
+    ) -> Result<IngestReport, StoreError> {
+        let _ = self.clean_staging();
+        let txn = Staging::create(&self.root)?;
+        let mut report = IngestReport::default();
+        let mut plans = Vec::new();
+        for f in files {
+            let p = plan(f, opts)?;
+            report.skipped.extend(p.skipped.iter().map(|s| format!("{}: {s}", f.display())));
+            plans.push(p);
+        }
+        let total: u64 =
+            plans.iter().flat_map(|p| &p.candidates).map(|c| c.shape.iter().product::<usize>() as u64).sum();
+        progress(IngestEvent::Planned { recordings: plans.iter().map(|p| p.candidates.len()).sum(), values: total });
+        let mut staged: Vec<(CatalogRow, PathBuf)> = Vec::new();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        for (n, cand) in plans.into_iter().flat_map(|p| p.candidates).enumerate() {
+            let mut keys = cand.keys.clone();
+            for (k, v) in &opts.keys {
+                keys.insert(k.clone(), v.clone());
+            }
+            let source = cand.source_label();
+            let tmp = txn.dir.join(format!("{n}.parquet"));
+            let mut writer = RecordingWriter::create(&tmp, cand.shape)?;
+            let mut cand = cand;
+            let (file, location) = (cand.file.clone(), cand.location.clone());
+            let mut offset = 0usize;
+            let [_, time, units] = cand.shape;
+            cand.source.blocks(BLOCK_VALUES, &mut |block: Vec<f32>| {
+                if !opts.allow_nonfinite {
+                    if let Some(i) = block.iter().position(|v| !v.is_finite()) {
+                        let flat = offset + i;
+                        let bad = block.iter().filter(|v| !v.is_finite()).count();
+                        return Err(StoreError::BadInput {
+                            path: file.clone(),
+                            location: location.clone(),
+                            detail: format!(
+                                "value at trial {}, time {}, unit {} is {} ({bad} non-finite values in this block); \
+                                 clean the data or pass --allow-nonfinite to keep them",
+                                flat / (time * units),
+                                flat / units % time,
+                                flat % units,
+                                block[i]
+                            ),
+                        });
+                    }
+                }
+                offset += block.len();
+                let len = block.len() as u64;
+                writer.write_trials(block)?;
+                progress(IngestEvent::Values(len));
+                Ok(())
+            })?;
+            let meta = writer.finish(RecordingMeta {
+                shape: cand.shape,
+                hash: String::new(),
+                keys: keys.clone(),
+                source: source.clone(),
+                dtype: cand.dtype.clone(),
+            })?;
+            report.values += cand.shape.iter().product::<usize>() as u64;
+            let id = recording_id(&meta.hash, &keys);
+            let file = format!("recordings/{}/{}.parquet", &meta.hash[..2], meta.hash);
+            let row = CatalogRow {
+                id,
+                keys,
+                shape: cand.shape,
+                dtype: cand.dtype,
+                hash: meta.hash,
+                file,
+                source: source.clone(),
+                ingested_at: now,
+            };
+            staged.push((row, tmp));
+            progress(IngestEvent::RecordingDone { source });
+        }
+        progress(IngestEvent::Committing);
+        self.commit(&txn, staged, &mut report)?;
+        Ok(report)
+    }
+
+    fn commit(
+        &self,
+        _txn: &Staging,
+        staged: Vec<(CatalogRow, PathBuf)>,
+        report: &mut IngestReport,
+    ) -> Result<(), StoreError> {
+        let _lock = LockGuard::acquire(&self.root.join(".lock"))?;
+        let mut cat = self.catalog()?;
+        let mut ids: HashSet<String> = cat.rows.iter().map(|r| r.id.clone()).collect();
+        let hashes: HashSet<String> = cat.rows.iter().map(|r| r.hash.clone()).collect();
+        let mut new_rows = Vec::new();
+        let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut planned_files: HashSet<String> = HashSet::new();
+        for (row, tmp) in staged {
+            if !ids.insert(row.id.clone()) {
+                report.already_present.push(row.source.clone());
+                continue;
+            }
+            let dest = self.root.join(&row.file);
+            if hashes.contains(&row.hash) || planned_files.contains(&row.file) {
+                report.shared_content += 1;
+            }
+            if !dest.exists() && planned_files.insert(row.file.clone()) {
+                moves.push((tmp, dest));
+            }
+            new_rows.push(row);
+        }
+        if new_rows.is_empty() {
+            return Ok(());
+        }
+        check_key_types(&cat, &new_rows)?;
+        let mut shards = HashSet::new();
+        for (tmp, dest) in &moves {
+            let shard = dest.parent().unwrap_or(&self.root).to_path_buf();
+            fs::create_dir_all(&shard).map_err(StoreError::io(&shard))?;
+            fs::rename(tmp, dest).map_err(StoreError::io(dest))?;
+            shards.insert(shard);
+        }
+        for s in &shards {
+            sync_dir(s)?;
+        }
+        sync_dir(&self.root.join("recordings"))?;
+        cat.rows.extend(new_rows.iter().cloned());
+        atomic_write(&self.root.join("catalog.parquet"), |tmp| cat.write_parquet(tmp))?;
+        report.added = new_rows;
+        Ok(())
+    }
+}
+
+/// Standard keys must keep their types; user keys may widen (see `keys`), but a new row
+/// must not turn a user key column that has strings into numbers silently the other way
+/// round: widening is reported by the catalogue's own unification, so nothing is lost.
+fn check_key_types(cat: &Catalog, new_rows: &[CatalogRow]) -> Result<(), StoreError> {
+    let mut types: BTreeMap<&str, KeyType> = BTreeMap::new();
+    for r in cat.rows.iter().chain(new_rows) {
+        for (k, v) in &r.keys {
+            let t = KeyType::of(v);
+            if let Some(std) = crate::keys::standard_type(k) {
+                if std != t {
+                    return Err(StoreError::Key {
+                        key: k.clone(),
+                        detail: format!("recording {} holds a {t:?} where the catalogue needs {std:?}", r.id),
+                    });
+                }
+            }
+            types.entry(k).and_modify(|u| *u = u.unify(t)).or_insert(t);
+        }
+    }
+    Ok(())
+}
+
+/// An ingest's private staging folder, locked by its owner and removed on drop.
+struct Staging {
+    dir: PathBuf,
+    _owner: LockGuard,
+}
+
+impl Staging {
+    fn create(root: &Path) -> Result<Staging, StoreError> {
+        let dir = root.join(".staging").join(unique_suffix());
+        fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
+        let owner = LockGuard::acquire(&dir.join("owner.lock"))?;
+        Ok(Staging { dir, _owner: owner })
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Keys of a recording as `k=v` pairs, for messages and tables.
+pub fn keys_text(keys: &Keys) -> String {
+    keys.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}

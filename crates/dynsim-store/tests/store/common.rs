@@ -1,0 +1,39 @@
+//! Shared helpers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The repository's `data/` folder.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+}
+
+/// The h5py-written fixtures (copied from the shared fixtures, with their manifest).
+pub fn hdf5_dir() -> PathBuf {
+    data_dir().join("hdf5")
+}
+
+/// Snapshot of every file under `dir`: relative path -> contents.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("prefix").to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+/// Snapshot without the lock file (created by the first writer, empty, harmless).
+pub fn snapshot_without_lock(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut s = snapshot(dir);
+    s.remove(".lock");
+    s
+}
