@@ -452,7 +452,15 @@ struct Staging {
 impl Staging {
     fn create(root: &Path) -> Result<Staging, StoreError> {
         let dir = root.join(".staging").join(unique_suffix());
-        fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
+        // Another ingest may remove an empty `.staging` between our two mkdirs: retry.
+        let mut made = fs::create_dir_all(&dir);
+        for _ in 0..5 {
+            if made.is_ok() {
+                break;
+            }
+            made = fs::create_dir_all(&dir);
+        }
+        made.map_err(StoreError::io(&dir))?;
         let owner = LockGuard::acquire(&dir.join("owner.lock"))?;
         Ok(Staging { dir, _owner: owner })
     }
@@ -461,6 +469,10 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+        // Leave no empty `.staging` behind (fails harmlessly while another ingest uses it).
+        if let Some(parent) = self.dir.parent() {
+            let _ = fs::remove_dir(parent);
+        }
     }
 }
 

@@ -1,1 +1,309 @@
+//! Ingest, read back, dedupe, export and bad input on real files.
 
+use std::path::{Path, PathBuf};
+
+use dynsim_store::h5::H5File;
+use dynsim_store::keys::parse_assignment;
+use dynsim_store::{IngestOptions, KeyValue, Layout, Predicate, Store, StoreError};
+
+use crate::common::{data_dir, hdf5_dir, snapshot_without_lock};
+
+fn ingest_dir() -> PathBuf {
+    data_dir().join("ingest")
+}
+
+fn new_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::init(dir.path().join("store")).expect("init");
+    (dir, store)
+}
+
+fn opts(layout: Option<&str>) -> IngestOptions {
+    IngestOptions { layout: layout.map(|l| Layout::parse(l).expect("layout")), ..IngestOptions::default() }
+}
+
+fn ingest(store: &Store, files: &[PathBuf], o: &IngestOptions) -> Result<dynsim_store::IngestReport, StoreError> {
+    store.ingest(files, o, &mut |_| {})
+}
+
+/// Ingest must fail with a message containing every `needles`, and leave the store as it was.
+fn assert_rejected(store: &Store, files: &[PathBuf], o: &IngestOptions, needles: &[&str]) {
+    let before = snapshot_without_lock(store.root());
+    let err = ingest(store, files, o).expect_err("bad input was accepted");
+    let msg = err.to_string();
+    for n in needles {
+        assert!(msg.contains(n), "message {msg:?} lacks {n:?}");
+    }
+    assert_eq!(snapshot_without_lock(store.root()), before, "the store changed after a failed ingest: {msg}");
+}
+
+#[test]
+fn h5py_study_layout_maps_groups_to_keys_and_stacks_trials() {
+    let (_d, store) = new_store();
+    let file = ingest_dir().join("study.h5");
+    let rep = ingest(&store, std::slice::from_ref(&file), &opts(Some("/{group}/checkpoint_{checkpoint}/{task}")))
+        .expect("ingest");
+    assert_eq!(rep.added.len(), 12, "2 groups x 3 checkpoints x 2 tasks");
+    let h5 = H5File::open(&file).expect("open");
+    for row in &rep.added {
+        assert_eq!(row.shape, [4, 25, 6], "4 trial datasets of 25 x 6 stacked");
+        let k = &row.keys;
+        let group = k["group"].to_text();
+        let ckpt = match k["checkpoint"] {
+            KeyValue::Int(c) => c,
+            ref other => panic!("checkpoint is {other:?}"),
+        };
+        assert_eq!(k["task"].to_text().len() > 1, true);
+        assert_eq!(k["progress"], KeyValue::Float(ckpt as f64 / 200.0), "group attribute progress");
+        assert_eq!(k["seed"], KeyValue::Int(if group == "pretrained" { 1 } else { 2 }), "attribute seed");
+        assert_eq!(k["arch"], KeyValue::Str("leaky_rnn".into()), "root attribute");
+        assert_eq!(k["lr"], KeyValue::Float(3e-4f32 as f64));
+        let rec = store.read(&row.id).expect("read");
+        for trial in 0..4 {
+            let ds = format!("/{group}/checkpoint_{ckpt}/{}/trial_{trial}", k["task"]);
+            let want = h5.read_f64(&ds).expect("read dataset");
+            let got: Vec<f64> = rec.data.slice(ndarray::s![trial, .., ..]).iter().map(|&v| v as f64).collect();
+            assert_eq!(got, want, "{ds}");
+        }
+    }
+    // Same file again: same content and keys, nothing added, catalogue byte-identical.
+    let before = snapshot_without_lock(store.root());
+    let again = ingest(&store, &[file], &opts(Some("/{group}/checkpoint_{checkpoint}/{task}"))).expect("again");
+    assert!(again.added.is_empty());
+    assert_eq!(again.already_present.len(), 12);
+    assert_eq!(snapshot_without_lock(store.root()), before);
+    assert!(store.verify().expect("verify").problems.is_empty());
+}
+
+#[test]
+fn every_readable_fixture_ingests_with_exact_values() {
+    let (_d, store) = new_store();
+    let names = [
+        "a_default.h5",
+        "b_gzip_shuffle.h5",
+        "c_dtypes.h5",
+        "d_attrs.h5",
+        "e_latest.h5",
+        "e2_libver_v114.h5",
+        "f1_fletcher32.h5",
+        "f2_lzf.h5",
+        "h_empty_fill.h5",
+    ];
+    let files: Vec<PathBuf> = names.iter().map(|n| hdf5_dir().join(n)).collect();
+    let rep = ingest(&store, &files, &IngestOptions::default()).expect("ingest");
+    assert!(rep.skipped.iter().any(|s| s.contains("/extra_i32") && s.contains("not a float")), "{:?}", rep.skipped);
+    assert!(rep.skipped.iter().any(|s| s.contains("/empty_0x16") && s.contains("empty")), "{:?}", rep.skipped);
+    assert!(rep.skipped.iter().any(|s| s.contains("/null_dataspace")), "{:?}", rep.skipped);
+    // e and e2 hold identical data under identical paths: their rows differ only by source.
+    let cat = store.catalog().expect("catalog");
+    assert_eq!(cat.rows.len(), rep.added.len());
+    for row in &cat.rows {
+        let (file, ds) = row.source.rsplit_once(':').expect("file:dataset");
+        let want = H5File::open(Path::new(file)).and_then(|f| f.read_f64(ds)).expect("h5 read");
+        let rec = store.read_row(row, true).expect("read back with hash check");
+        let got: Vec<f64> = rec.data.iter().map(|&v| v as f64).collect();
+        let want32: Vec<f64> = want.iter().map(|&v| v as f32 as f64).collect();
+        assert_eq!(got, want32, "{}", row.source);
+        let expect_dtype = if ds == "/f16" {
+            "float16"
+        } else if ds == "/f64" {
+            "float64"
+        } else {
+            "float32"
+        };
+        assert_eq!(row.dtype, expect_dtype, "{}", row.source);
+    }
+    // d_attrs: attributes of the root, the group and the dataset became keys.
+    let d = cat.rows.iter().find(|r| r.source.ends_with("d_attrs.h5:/model/activations")).expect("d row");
+    assert_eq!(d.keys["seed"], KeyValue::Int(7));
+    assert_eq!(d.keys["arch"], KeyValue::Str("lstm".into()));
+    assert_eq!(d.keys["title"], KeyValue::Str("activation dump ü".into()));
+    assert_eq!(d.keys["layer_sizes"], KeyValue::Str("[16.0,32.0,64.0]".into()));
+    assert_eq!(d.keys["bool_flag"], KeyValue::Int(1));
+    // Layout on the default file: keys from the path, values unchanged.
+    let (_d2, store2) = new_store();
+    let rep = ingest(
+        &store2,
+        &[hdf5_dir().join("a_default.h5")],
+        &opts(Some("/{model}/checkpoint_{checkpoint}/activations")),
+    )
+    .expect("layout ingest");
+    let mut ckpts: Vec<_> = rep.added.iter().map(|r| r.keys["checkpoint"].clone()).collect();
+    ckpts.sort_by_key(|k| k.to_text());
+    assert_eq!(ckpts, [KeyValue::Int(0), KeyValue::Int(1)]);
+}
+
+#[test]
+fn parquet_long_tables_numpy_and_recording_files() {
+    let (_d, store) = new_store();
+    let long = ingest(&store, &[ingest_dir().join("long_table.parquet")], &IngestOptions::default()).expect("long");
+    assert_eq!(long.added.len(), 4, "2 groups x 2 checkpoints");
+    for r in &long.added {
+        assert_eq!(r.shape, [3, 12, 8]);
+        assert!(matches!(r.keys["checkpoint"], KeyValue::Int(0 | 10)));
+    }
+    // The same numbers as a list column: same content and keys -> same ids, nothing added.
+    let list = ingest(&store, &[ingest_dir().join("list_table.parquet")], &IngestOptions::default()).expect("list");
+    assert!(list.added.is_empty(), "{:?}", list.added);
+    assert_eq!(list.already_present.len(), 4);
+    // The rows were shuffled in the file; the recording is in (trial, time) order.
+    let table = std::fs::File::open(ingest_dir().join("long_table.parquet")).expect("open");
+    let batches: Vec<_> = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(table)
+        .expect("reader")
+        .build()
+        .expect("build")
+        .collect::<Result<_, _>>()
+        .expect("batches");
+    let row = long
+        .added
+        .iter()
+        .find(|r| r.keys["group"].to_text() == "a" && r.keys["checkpoint"] == KeyValue::Int(10))
+        .expect("a/10");
+    let rec = store.read(&row.id).expect("read");
+    let mut compared = 0;
+    for b in &batches {
+        use arrow::array::{Array, AsArray};
+        let g = b.column_by_name("group").expect("group");
+        let g = arrow::compute::cast(g, &arrow::datatypes::DataType::Utf8).expect("cast");
+        let g = g.as_string::<i32>();
+        let c = b.column_by_name("checkpoint").expect("ckpt").as_primitive::<arrow::datatypes::Int64Type>();
+        let tr = b.column_by_name("trial").expect("trial").as_primitive::<arrow::datatypes::Int64Type>();
+        let tm = b.column_by_name("time").expect("time").as_primitive::<arrow::datatypes::Int64Type>();
+        let u3 = b.column_by_name("u3").expect("u3").as_primitive::<arrow::datatypes::Float64Type>();
+        for i in 0..b.num_rows() {
+            if g.value(i) == "a" && c.value(i) == 10 && !u3.is_null(i) {
+                assert_eq!(rec.data[[tr.value(i) as usize, tm.value(i) as usize, 3]], u3.value(i) as f32);
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 36);
+    // npz: one recording per array; the layout reads keys from the array names.
+    let npz = ingest(&store, &[ingest_dir().join("arrays.npz")], &opts(Some("/ckpt_{checkpoint}"))).expect("npz");
+    let mut shapes: Vec<_> = npz.added.iter().map(|r| (r.keys["checkpoint"].to_text(), r.shape)).collect();
+    shapes.sort();
+    assert_eq!(shapes, [("0".to_string(), [2, 10, 3]), ("5".to_string(), [1, 10, 3])]);
+    // A dynsim recording file (as exported) goes into another store with its keys.
+    let out = tempfile::tempdir().expect("tempdir");
+    let exported = out.path().join("export");
+    store.export(&exported, None).expect("export");
+    let (_d3, other) = new_store();
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(exported.join("recordings")).expect("ls").flatten().map(|e| e.path()).collect();
+    let rep = ingest(&other, &files, &IngestOptions::default()).expect("recording files");
+    let mut a: Vec<_> = store.catalog().expect("cat").rows.into_iter().map(|r| (r.id, r.hash, r.keys)).collect();
+    let mut b: Vec<_> = rep.added.into_iter().map(|r| (r.id, r.hash, r.keys)).collect();
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(a, b, "same ids, hashes and keys in the second store");
+}
+
+#[test]
+fn predicates_select_catalogue_rows() {
+    let (_d, store) = new_store();
+    ingest(&store, &[ingest_dir().join("study.h5")], &opts(Some("/{group}/checkpoint_{checkpoint}/{task}")))
+        .expect("ingest");
+    let cat = store.catalog().expect("catalog");
+    let sel = |p: &str| Predicate::parse(p).and_then(|p| p.filter(&cat).map(|r| r.len()));
+    assert_eq!(sel("\"group\" = 'pretrained' AND checkpoint >= 100").expect("p1"), 4);
+    assert_eq!(sel("task IN ('go') AND progress = 1").expect("p2"), 2);
+    assert_eq!(sel("n_trials = 4 AND source LIKE '%study.h5:%'").expect("p3"), 12);
+    let err = sel("epoch > 3").expect_err("unknown column");
+    assert!(err.to_string().contains("unknown column \"epoch\""), "{err}");
+}
+
+#[test]
+fn bad_input_is_rejected_and_the_store_is_unchanged() {
+    let (_d, store) = new_store();
+    // Something already in the store, so "unchanged" is not trivially an empty store.
+    ingest(&store, &[hdf5_dir().join("a_default.h5")], &IngestOptions::default()).expect("seed store");
+    let nonfinite = ingest_dir().join("nonfinite.h5");
+    assert_rejected(
+        &store,
+        &[nonfinite.clone()],
+        &IngestOptions::default(),
+        &["nonfinite.h5", "/acts", "trial 1, time 4, unit 2", "NaN", "--allow-nonfinite"],
+    );
+    assert_rejected(
+        &store,
+        &[ingest_dir().join("ragged_table.parquet")],
+        &IngestOptions::default(),
+        &["ragged_table.parquet", "ragged trials", "trial 1"],
+    );
+    for damaged in [
+        "i1_truncated_half.h5",
+        "i2_truncated_1k.h5",
+        "i3_truncated_tail64.h5",
+        "i4_flip_chunkdata.h5",
+        "i6_garbage.h5",
+        "i7_empty_file.h5",
+    ] {
+        assert_rejected(&store, &[hdf5_dir().join(damaged)], &IngestOptions::default(), &[damaged]);
+    }
+    assert_rejected(
+        &store,
+        &[hdf5_dir().join("a_default.h5")],
+        &opts(Some("/{group}/{checkpoint}/{task}/{x}")),
+        &["matches nothing", "a_default.h5"],
+    );
+    assert_rejected(
+        &store,
+        &[hdf5_dir().join("c_dtypes.h5")],
+        &opts(Some("/{name}")),
+        &["/extra_i32", "not a float", "--layout"],
+    );
+    assert_rejected(
+        &store,
+        &[hdf5_dir().join("a_default.h5")],
+        &opts(Some("/{model}/{checkpoint}")),
+        &["checkpoint", "integer"],
+    );
+    assert_rejected(
+        &store,
+        &[ingest_dir().join("does_not_exist.h5")],
+        &IngestOptions::default(),
+        &["does_not_exist.h5"],
+    );
+    // A good file and a bad one together: nothing of the good one is committed either.
+    assert_rejected(
+        &store,
+        &[ingest_dir().join("study.h5"), nonfinite.clone()],
+        &IngestOptions::default(),
+        &["nonfinite.h5"],
+    );
+    // A text file is no recording.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let txt = dir.path().join("notes.txt");
+    std::fs::write(&txt, "hello").expect("write");
+    assert_rejected(&store, &[txt], &IngestOptions::default(), &["notes.txt", "unrecognised format"]);
+    // --key values are checked before anything runs.
+    assert!(parse_assignment("progress=2").is_err());
+    assert!(parse_assignment("id=3").is_err());
+    assert!(parse_assignment("novalue").is_err());
+    // Non-finite values are kept on request.
+    let o = IngestOptions { allow_nonfinite: true, ..IngestOptions::default() };
+    let rep = ingest(&store, &[nonfinite], &o).expect("allowed");
+    let rec = store.read(&rep.added[0].id).expect("read");
+    assert!(rec.data[[1, 4, 2]].is_nan());
+}
+
+#[test]
+fn concurrent_ingests_in_threads_keep_both() {
+    let (_d, store) = new_store();
+    let files = [ingest_dir().join("study.h5"), hdf5_dir().join("b_gzip_shuffle.h5")];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let store = store.clone();
+                s.spawn(move || {
+                    ingest(&store, std::slice::from_ref(f), &IngestOptions::default()).map(|r| r.added.len())
+                })
+            })
+            .collect();
+        let added: Vec<usize> = handles.into_iter().map(|h| h.join().expect("thread").expect("ingest")).collect();
+        assert_eq!(added, [48, 2]);
+    });
+    assert_eq!(store.catalog().expect("catalog").rows.len(), 50);
+    assert!(store.verify().expect("verify").problems.is_empty());
+}
