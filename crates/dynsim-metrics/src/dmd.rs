@@ -281,7 +281,7 @@ impl DmdFit {
         for k in 0..trials {
             for t in 0..rows {
                 let r = k * rows + t;
-                if t < s || (t / s) % reseed_every == 0 {
+                if t < s || (t / s).is_multiple_of(reseed_every) {
                     for c in 0..w {
                         pred[(r, c)] = h[(r, c)];
                     }
