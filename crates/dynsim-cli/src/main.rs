@@ -7,6 +7,7 @@
 mod bench;
 mod metric;
 mod output;
+mod storecmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,16 @@ enum Command {
     Metric(metric::MetricArgs),
     /// Benchmarks (speed and optimiser quality) on generated data.
     Bench(bench::BenchArgs),
+    /// Create, check or clean a store.
+    Store(storecmd::StoreArgs),
+    /// Add recordings from HDF5, Parquet or NumPy files to a store.
+    Ingest(storecmd::IngestArgs),
+    /// List the recordings of a store (optionally filtered by a SQL condition).
+    Ls(storecmd::LsArgs),
+    /// Show one recording: shape, keys, summary statistics.
+    Show(storecmd::ShowArgs),
+    /// Export recordings to plain Parquet (pandas, polars, pyarrow).
+    Export(storecmd::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +44,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Metric(args) => metric::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Store(args) => storecmd::run_store(args),
+        Command::Ingest(args) => storecmd::run_ingest(args),
+        Command::Ls(args) => storecmd::run_ls(args),
+        Command::Show(args) => storecmd::run_show(args),
+        Command::Export(args) => storecmd::run_export(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,7 +39,15 @@ pub(crate) fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> Result<(), 
         let _ = std::fs::remove_file(&tmp);
         return result;
     }
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    sync_dir(parent_dir(path))
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// An exclusive lock on a lock file (advisory `flock`), released on drop.
@@ -56,13 +64,20 @@ impl LockGuard {
         Ok(LockGuard { file })
     }
 
-    /// Take the lock if nobody holds it.
-    pub(crate) fn try_acquire(path: &Path) -> Result<Option<LockGuard>, StoreError> {
-        let file = OpenOptions::new().write(true).open(path).map_err(StoreError::io(path))?;
+    /// Lock a directory itself (flock on its descriptor), blocking.
+    pub(crate) fn lock_dir(dir: &Path) -> Result<LockGuard, StoreError> {
+        let file = File::open(dir).map_err(StoreError::io(dir))?;
+        file.lock().map_err(StoreError::io(dir))?;
+        Ok(LockGuard { file })
+    }
+
+    /// Take the lock of a directory if nobody holds it.
+    pub(crate) fn try_lock_dir(dir: &Path) -> Result<Option<LockGuard>, StoreError> {
+        let file = File::open(dir).map_err(StoreError::io(dir))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(LockGuard { file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path: path.to_path_buf(), source: e }),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path: dir.to_path_buf(), source: e }),
         }
     }
 }

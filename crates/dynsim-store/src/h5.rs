@@ -90,8 +90,10 @@ pub struct DatasetInfo {
 pub enum AttrValue {
     /// A number (integers and booleans as exact integers).
     Int(i64),
-    /// A float.
+    /// A float64 (or float16) value.
     Float(f64),
+    /// A float32 value (kept apart so that keys show `0.0003`, not `0.0003000000142492354`).
+    Float32(f32),
     /// A string (variable- or fixed-length, UTF-8 or ASCII).
     Str(String),
     /// An array of numbers, flattened in C order, with its shape.
@@ -105,6 +107,8 @@ pub fn attribute_value(v: &AttrValue) -> KeyValue {
     match v {
         AttrValue::Int(i) => KeyValue::Int(*i),
         AttrValue::Float(f) => KeyValue::Float(*f),
+        // The shortest decimal that reads back as this f32: what the user wrote in Python.
+        AttrValue::Float32(f) => KeyValue::Float(f.to_string().parse().unwrap_or(*f as f64)),
         AttrValue::Str(s) => KeyValue::Str(s.clone()),
         AttrValue::NumArray(vals, _) => KeyValue::Str(serde_json::to_string(vals).unwrap_or_default()),
         AttrValue::StrArray(vals) => KeyValue::Str(serde_json::to_string(vals).unwrap_or_default()),
@@ -393,6 +397,7 @@ fn convert_attribute(a: &hdf5_reader::Attribute) -> Option<AttrValue> {
                 let v = *vals.first()?;
                 return Some(match ElementType::of(&a.datatype) {
                     ElementType::Int(..) => AttrValue::Int(v as i64),
+                    ElementType::Float(4, _) => AttrValue::Float32(v as f32),
                     _ => AttrValue::Float(v),
                 });
             }

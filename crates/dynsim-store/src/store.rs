@@ -231,11 +231,12 @@ impl Store {
         Ok(rep)
     }
 
-    /// Remove leftovers of killed ingests: stale staging folders, temporary files and
-    /// recording files no catalogue row refers to. Returns the number of files removed.
+    /// Remove leftovers of killed ingests: staging folders no live process holds (older than
+    /// 2 s), temporary files and recording files no catalogue row refers to. Returns the
+    /// number of files and folders removed.
     pub fn gc(&self) -> Result<usize, StoreError> {
         let _lock = LockGuard::acquire(&self.root.join(".lock"))?;
-        let mut removed = self.clean_staging()?;
+        let mut removed = self.clean_staging(std::time::Duration::from_secs(2))?;
         let cat = self.catalog()?;
         let used: HashSet<&str> = cat.rows.iter().map(|r| r.file.as_str()).collect();
         let rec = self.root.join("recordings");
@@ -257,28 +258,25 @@ impl Store {
         Ok(removed)
     }
 
-    /// Remove staging folders whose owner is gone (their lock can be taken).
-    fn clean_staging(&self) -> Result<usize, StoreError> {
+    /// Remove staging folders whose owner is gone (nobody holds the lock on the folder)
+    /// and that are older than `grace` (an owner takes its lock right after `mkdir`).
+    fn clean_staging(&self, grace: std::time::Duration) -> Result<usize, StoreError> {
         let staging = self.root.join(".staging");
         let Ok(entries) = fs::read_dir(&staging) else { return Ok(0) };
         let mut n = 0;
         for e in entries.flatten() {
-            let owner = e.path().join("owner.lock");
-            let stale = match LockGuard::try_acquire(&owner) {
-                Ok(Some(_guard)) => true,
-                Ok(None) => false,
-                // No lock file: the owner is just starting, or died before creating it.
-                Err(_) => e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 600),
-            };
-            if stale && fs::remove_dir_all(e.path()).is_ok() {
-                n += 1;
+            let old =
+                e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|a| a >= grace);
+            if !old {
+                continue;
+            }
+            if let Ok(Some(_guard)) = LockGuard::try_lock_dir(&e.path()) {
+                if fs::remove_dir_all(e.path()).is_ok() {
+                    n += 1;
+                }
             }
         }
+        let _ = fs::remove_dir(&staging);
         Ok(n)
     }
 
@@ -292,7 +290,7 @@ impl Store {
         opts: &IngestOptions,
         progress: &mut dyn FnMut(IngestEvent),
     ) -> Result<IngestReport, StoreError> {
-        let _ = self.clean_staging();
+        let _ = self.clean_staging(std::time::Duration::from_secs(60));
         let txn = Staging::create(&self.root)?;
         let mut report = IngestReport::default();
         let mut plans = Vec::new();
@@ -443,7 +441,8 @@ fn check_key_types(cat: &Catalog, new_rows: &[CatalogRow]) -> Result<(), StoreEr
     Ok(())
 }
 
-/// An ingest's private staging folder, locked by its owner and removed on drop.
+/// An ingest's private staging folder, locked (flock on the folder itself) by its owner
+/// for as long as the owner lives, and removed on drop.
 struct Staging {
     dir: PathBuf,
     _owner: LockGuard,
@@ -461,7 +460,7 @@ impl Staging {
             made = fs::create_dir_all(&dir);
         }
         made.map_err(StoreError::io(&dir))?;
-        let owner = LockGuard::acquire(&dir.join("owner.lock"))?;
+        let owner = LockGuard::lock_dir(&dir)?;
         Ok(Staging { dir, _owner: owner })
     }
 }

@@ -112,6 +112,10 @@ fn every_dataset_matches_the_manifest() {
                     match got {
                         AttrValue::Int(i) => assert_eq!(*i as f64, v, "{what}"),
                         AttrValue::Float(f) => assert_eq!(*f, v, "{what}"),
+                        AttrValue::Float32(f) => {
+                            assert_eq!(*f as f64, v, "{what}");
+                            assert_eq!(a["dtype"], "<f4", "{what}: only float32 attributes are Float32");
+                        }
                         other => panic!("{what}: got {other:?}"),
                     }
                     let int_dtype = a["dtype"].as_str().is_some_and(|d| d.contains('i') || d.contains('b'));

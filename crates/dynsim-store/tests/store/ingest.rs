@@ -57,7 +57,7 @@ fn h5py_study_layout_maps_groups_to_keys_and_stacks_trials() {
         assert_eq!(k["progress"], KeyValue::Float(ckpt as f64 / 200.0), "group attribute progress");
         assert_eq!(k["seed"], KeyValue::Int(if group == "pretrained" { 1 } else { 2 }), "attribute seed");
         assert_eq!(k["arch"], KeyValue::Str("leaky_rnn".into()), "root attribute");
-        assert_eq!(k["lr"], KeyValue::Float(3e-4f32 as f64));
+        assert_eq!(k["lr"], KeyValue::Float(3e-4), "float32 attribute shown as written");
         let rec = store.read(&row.id).expect("read");
         for trial in 0..4 {
             let ds = format!("/{group}/checkpoint_{ckpt}/{}/trial_{trial}", k["task"]);
