@@ -295,7 +295,7 @@ impl Store {
         let mut report = IngestReport::default();
         let mut plans = Vec::new();
         for f in files {
-            let p = plan(f, opts)?;
+            let p = guard_panic(f, "file", || plan(f, opts))?;
             report.skipped.extend(p.skipped.iter().map(|s| format!("{}: {s}", f.display())));
             plans.push(p);
         }
@@ -317,15 +317,18 @@ impl Store {
             let (file, location) = (cand.file.clone(), cand.location.clone());
             let mut offset = 0usize;
             let [_, time, units] = cand.shape;
-            cand.source.blocks(BLOCK_VALUES, &mut |block: Vec<f32>| {
-                if !opts.allow_nonfinite {
-                    if let Some(i) = block.iter().position(|v| !v.is_finite()) {
-                        let flat = offset + i;
-                        let bad = block.iter().filter(|v| !v.is_finite()).count();
-                        return Err(StoreError::BadInput {
-                            path: file.clone(),
-                            location: location.clone(),
-                            detail: format!(
+            let blocks = &mut cand.source;
+            let label = location.clone();
+            guard_panic(&file.clone(), &label, || {
+                blocks.blocks(BLOCK_VALUES, &mut |block: Vec<f32>| {
+                    if !opts.allow_nonfinite {
+                        if let Some(i) = block.iter().position(|v| !v.is_finite()) {
+                            let flat = offset + i;
+                            let bad = block.iter().filter(|v| !v.is_finite()).count();
+                            return Err(StoreError::BadInput {
+                                path: file.clone(),
+                                location: location.clone(),
+                                detail: format!(
                                 "value at trial {}, time {}, unit {} is {} ({bad} non-finite values in this block); \
                                  clean the data or pass --allow-nonfinite to keep them",
                                 flat / (time * units),
@@ -333,14 +336,15 @@ impl Store {
                                 flat % units,
                                 block[i]
                             ),
-                        });
+                            });
+                        }
                     }
-                }
-                offset += block.len();
-                let len = block.len() as u64;
-                writer.write_trials(block)?;
-                progress(IngestEvent::Values(len));
-                Ok(())
+                    offset += block.len();
+                    let len = block.len() as u64;
+                    writer.write_trials(block)?;
+                    progress(IngestEvent::Values(len));
+                    Ok(())
+                })
             })?;
             let meta = writer.finish(RecordingMeta {
                 shape: cand.shape,
@@ -417,6 +421,18 @@ impl Store {
         report.added = new_rows;
         Ok(())
     }
+}
+
+/// Run reader code; a panic inside a third-party decoder on damaged input becomes an error
+/// naming the file (the readers are fuzzed, this is the last line of defence).
+fn guard_panic<T>(file: &Path, location: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(StoreError::BadInput {
+            path: file.to_path_buf(),
+            location: location.to_string(),
+            detail: "a decoder failed on damaged data; the file is damaged or not the format its name says".into(),
+        })
+    })
 }
 
 /// Standard keys must keep their types; user keys may widen (see `keys`), but a new row
