@@ -26,6 +26,9 @@ use crate::output::println;
 pub enum BenchWhat {
     /// DSA: DMD fit, distance per pair, all-pairs matrix.
     Dsa,
+    /// Store ingest: throughput and peak memory on ~500 MB HDF5 / Parquet inputs, against
+    /// the h5py + pyarrow route.
+    Ingest,
 }
 
 /// Arguments of `dynsim bench`.
@@ -63,6 +66,9 @@ pub struct BenchArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// ingest: folder for the generated inputs (about 1.5 GB) and the stores.
+    #[arg(long, default_value = "/var/tmp/dynsim-bench")]
+    dir: std::path::PathBuf,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -108,7 +114,9 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    let BenchWhat::Dsa = a.what;
+    if let BenchWhat::Ingest = a.what {
+        return crate::bench_ingest::run(&a.dir, a.json);
+    }
     if a.recordings < 2 {
         bail!("--recordings must be at least 2 to form a pair");
     }

@@ -5,6 +5,7 @@
 //! `error: <what>, <where>, <what to do>` with a non-zero exit code.
 
 mod bench;
+mod bench_ingest;
 mod metric;
 mod output;
 mod storecmd;

@@ -189,6 +189,7 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
                 "skipped": rep.skipped,
                 "values": rep.values,
                 "seconds": secs,
+                "peak_rss_bytes": crate::bench_ingest::peak_rss_bytes(),
             })
             .to_string(),
         );
