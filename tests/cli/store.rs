@@ -194,6 +194,10 @@ fn bad_input_fails_cleanly_and_leaves_the_store_unchanged() {
         (vec![hdf5_data("a_default.h5"), "--key".into(), "progress=3".into()], vec!["progress", "[0, 1]"]),
         (vec![hdf5_data("a_default.h5"), "--key".into(), "id=3".into()], vec!["id", "rename"]),
         (vec!["missing.h5".into()], vec!["missing.h5"]),
+        (
+            vec![hdf5_data("a_default.h5"), "--require-keys".into(), "group,task".into()],
+            vec!["required keys group, task"],
+        ),
     ];
     for (args, needles) in cases {
         let mut a: Vec<&str> = vec!["ingest", "--store", "s"];

@@ -67,6 +67,10 @@ pub struct IngestArgs {
     /// Parquet long tables: treat this float column as a key, not a unit (repeatable).
     #[arg(long = "key-column", value_name = "COLUMN")]
     key_columns: Vec<String>,
+    /// Keys every recording must have, comma separated (e.g. group,checkpoint); a recording
+    /// without one is an error and nothing is ingested.
+    #[arg(long, value_delimiter = ',', value_name = "KEYS")]
+    require_keys: Vec<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -154,6 +158,7 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
         allow_nonfinite: args.allow_nonfinite,
         no_attributes: args.no_attributes,
         key_columns: args.key_columns.clone(),
+        require_keys: args.require_keys.clone(),
     };
     let (store, created) = Store::open_or_init(&args.store.store)?;
     if created && !args.json {

@@ -41,10 +41,14 @@ pub struct IngestOptions {
     pub no_attributes: bool,
     /// Parquet long tables: extra columns to treat as keys even though they are floats.
     pub key_columns: Vec<String>,
+    /// Keys every recording must end up with (after attributes, layout, columns and
+    /// `keys`); a recording without one is an error, so a file with a missing attribute or
+    /// a layout that does not capture a key is caught before anything is written.
+    pub require_keys: Vec<String>,
 }
 
 /// Streams a recording's values in blocks of whole trials (C order).
-pub(crate) trait BlockSource {
+pub(crate) trait BlockSource: Send {
     /// Call `sink` with blocks of about `max_values` values (at least one trial each).
     fn blocks(
         &mut self,
@@ -534,7 +538,7 @@ enum UnitColumns {
 impl BlockSource for TableSource {
     fn blocks(
         &mut self,
-        _max_values: usize,
+        max_values: usize,
         sink: &mut dyn FnMut(Vec<f32>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let perr = StoreError::parquet(&self.path);
@@ -549,31 +553,48 @@ impl BlockSource for TableSource {
         // Rows in file order; `order[i]` is the position in `self.rows` of the i-th selected row.
         let mut order: Vec<usize> = (0..self.rows.len()).collect();
         order.sort_by_key(|&i| self.rows[i]);
+        // Runs of selected rows, skipping the rest.
         let mut selectors = Vec::new();
         let mut next = 0usize;
+        let mut run = 0usize;
         for &i in &order {
             let r = self.rows[i];
             if r > next {
+                if run > 0 {
+                    selectors.push(RowSelector::select(run));
+                    run = 0;
+                }
                 selectors.push(RowSelector::skip(r - next));
             }
-            selectors.push(RowSelector::select(1));
+            run += 1;
             next = r + 1;
+        }
+        if run > 0 {
+            selectors.push(RowSelector::select(run));
         }
         let reader = builder
             .with_projection(mask)
             .with_row_selection(RowSelection::from(selectors))
             .build()
             .map_err(StoreError::parquet(&self.path))?;
-        let units = self.shape[2];
-        let mut out = vec![0f32; self.shape.iter().product()];
+        let [_, time, units] = self.shape;
+        let total = self.rows.len();
+        // Rows already in (trial, time) order in the file (the usual case) stream out in
+        // blocks of whole trials; otherwise the recording is assembled in memory first.
+        let streaming = order.iter().enumerate().all(|(j, &i)| self.slots[i] == j);
+        let block_rows = if streaming { ((max_values / units).max(1) / time).max(1) * time } else { total };
+        let mut base = 0usize;
+        let mut out = vec![0f32; block_rows.min(total) * units];
         let mut k = 0usize;
         for batch in reader {
             let batch = batch.map_err(StoreError::arrow(&self.path))?;
             let n = batch.num_rows();
-            let mut write = |row: usize, unit: usize, v: f32| {
-                let slot = self.slots[order[k + row]];
-                out[slot * units + unit] = v;
-            };
+            if k + n > total {
+                return Err(bad(format!("more rows than the {total} selected; the file is damaged")));
+            }
+            // The batch's values: one list column (values + offsets) or one column per unit.
+            let mut list: Option<(arrow::array::ArrayRef, Vec<usize>)> = None;
+            let mut cols: Vec<arrow::array::ArrayRef> = Vec::new();
             match &self.unit_columns {
                 UnitColumns::List(_) => {
                     let col = batch.column(0);
@@ -596,16 +617,7 @@ impl BlockSource for TableSource {
                         return Err(bad("the unit list column holds nulls; fill or drop them before ingesting".into()));
                     }
                     let values = cast(&values, &DataType::Float32).map_err(StoreError::arrow(&self.path))?;
-                    let values = values.as_primitive::<Float32Type>();
-                    for row in 0..n {
-                        let (a, b) = (offsets[row], offsets[row + 1]);
-                        if b - a != units {
-                            return Err(bad(format!("a row's unit list has {} values, others have {units}", b - a)));
-                        }
-                        for u in 0..units {
-                            write(row, u, values.value(a + u));
-                        }
-                    }
+                    list = Some((values, offsets));
                 }
                 UnitColumns::Columns(_) => {
                     for (u, col) in batch.columns().iter().enumerate() {
@@ -615,18 +627,36 @@ impl BlockSource for TableSource {
                                 batch.schema().field(u).name()
                             )));
                         }
-                        let c = cast(col, &DataType::Float32).map_err(StoreError::arrow(&self.path))?;
-                        let c = c.as_primitive::<Float32Type>();
-                        for row in 0..n {
-                            write(row, u, c.value(row));
-                        }
+                        cols.push(cast(col, &DataType::Float32).map_err(StoreError::arrow(&self.path))?);
+                    }
+                }
+            }
+            let list_values = list.as_ref().map(|(v, o)| (v.as_primitive::<Float32Type>().values(), o));
+            let col_values: Vec<&[f32]> = cols.iter().map(|c| &c.as_primitive::<Float32Type>().values()[..]).collect();
+            for row in 0..n {
+                let slot = self.slots[order[k + row]];
+                if streaming && slot >= base + block_rows {
+                    let next_len = block_rows.min(total - base - block_rows) * units;
+                    sink(std::mem::replace(&mut out, vec![0f32; next_len]))?;
+                    base += block_rows;
+                }
+                let dst = &mut out[(slot - base) * units..(slot - base + 1) * units];
+                if let Some((values, offsets)) = &list_values {
+                    let (a, b) = (offsets[row], offsets[row + 1]);
+                    if b - a != units || b > values.len() {
+                        return Err(bad(format!("a row's unit list has {} values, others have {units}", b - a)));
+                    }
+                    dst.copy_from_slice(&values[a..b]);
+                } else {
+                    for (u, c) in col_values.iter().enumerate() {
+                        dst[u] = c[row];
                     }
                 }
             }
             k += n;
         }
-        if k != self.rows.len() {
-            return Err(bad(format!("read {k} rows where {} were selected; the file is damaged", self.rows.len())));
+        if k != total {
+            return Err(bad(format!("read {k} rows where {total} were selected; the file is damaged")));
         }
         sink(out)
     }

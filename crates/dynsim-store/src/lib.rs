@@ -36,9 +36,42 @@ pub use npy::{read_npy, write_npy, NpyArray};
 pub use predicate::Predicate;
 pub use store::{IngestEvent, IngestReport, Recording, Store, VerifyReport};
 
+/// Plan and decode every recording of one input file, streaming in blocks of about
+/// `max_values` values, without a store: `(location, keys, values)` per recording. For tests
+/// of the readers (block boundaries, arbitrary bytes); `Store::ingest` is the real path.
+#[doc(hidden)]
+pub fn decode_file(
+    path: &std::path::Path,
+    opts: &IngestOptions,
+    max_values: usize,
+) -> Result<Vec<(String, Keys, ndarray::Array3<f32>)>, StoreError> {
+    let plan = ingest::plan(path, opts)?;
+    let mut out = Vec::new();
+    for mut c in plan.candidates {
+        let mut values = Vec::with_capacity(c.shape.iter().product());
+        let [_, time, units] = c.shape;
+        c.source.blocks(max_values, &mut |b: Vec<f32>| {
+            if b.is_empty() || b.len() % (time * units) != 0 {
+                return Err(StoreError::BadInput {
+                    path: path.to_path_buf(),
+                    location: c.location.clone(),
+                    detail: format!("a block of {} values is not whole trials", b.len()),
+                });
+            }
+            values.extend_from_slice(&b);
+            Ok(())
+        })?;
+        let a = ndarray::Array3::from_shape_vec((c.shape[0], time, units), values).map_err(|e| {
+            StoreError::BadInput { path: path.to_path_buf(), location: c.location.clone(), detail: e.to_string() }
+        })?;
+        out.push((c.location, c.keys, a));
+    }
+    Ok(out)
+}
+
 /// Decode arbitrary bytes with every reader dynsim ingests with (HDF5, Parquet, npy, npz),
-/// writing them to a temporary file first. Used by the fuzz / property tests: it must
-/// return (an error, usually) and never panic.
+/// writing them to a temporary file first. Used by the property tests: it must return (an
+/// error, usually) and never panic.
 #[doc(hidden)]
 pub fn fuzz_readers(bytes: &[u8], dir: &std::path::Path) -> Vec<Result<usize, StoreError>> {
     let mut out = Vec::new();
@@ -47,18 +80,7 @@ pub fn fuzz_readers(bytes: &[u8], dir: &std::path::Path) -> Vec<Result<usize, St
         if std::fs::write(&p, bytes).is_err() {
             continue;
         }
-        let opts = IngestOptions::default();
-        let r = ingest::plan(&p, &opts).and_then(|plan| {
-            let mut n = 0usize;
-            for mut c in plan.candidates {
-                c.source.blocks(1 << 16, &mut |b: Vec<f32>| {
-                    n += b.len();
-                    Ok(())
-                })?;
-            }
-            Ok(n)
-        });
-        out.push(r);
+        out.push(decode_file(&p, &IngestOptions::default(), 1 << 16).map(|v| v.len()));
     }
     out
 }

@@ -20,9 +20,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use ndarray::Array3;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::Encoding;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue as ParquetKv;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -69,6 +71,11 @@ impl ContentHasher {
 
     /// Feed values in C order.
     pub fn update(&mut self, values: &[f32]) {
+        if cfg!(target_endian = "little") {
+            // The in-memory bytes are the LE bytes: hash them in place.
+            self.hasher.update(bytemuck::cast_slice(values));
+            return;
+        }
         for block in values.chunks(1 << 14) {
             self.buf.clear();
             for v in block {
@@ -133,10 +140,16 @@ impl RecordingWriter {
         let schema = recording_schema(units)?;
         let file = File::create(path).map_err(StoreError::io(path))?;
         let rows = (ROW_GROUP_VALUES / units).max(time).max(64);
+        // Activations: BYTE_STREAM_SPLIT (Parquet's encoding for floats: the bytes of each
+        // value are spread over four streams, so that zstd finds the repeated sign and
+        // exponent bytes), no statistics (min/max of activations help no query).
+        let x_item = ColumnPath::from(vec!["x".to_string(), "list".to_string(), "item".to_string()]);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(StoreError::parquet(path))?))
             .set_max_row_group_row_count(Some(rows))
             .set_dictionary_enabled(false)
+            .set_column_encoding(x_item.clone(), Encoding::BYTE_STREAM_SPLIT)
+            .set_column_statistics_enabled(x_item, EnabledStatistics::None)
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(StoreError::parquet(path))?;
         Ok(RecordingWriter {

@@ -41,8 +41,9 @@ use crate::recording::{read_recording, RecordingMeta, RecordingWriter};
 pub const STORE_FORMAT: &str = "dynsim-store";
 /// Store format version this library reads and writes.
 pub const STORE_VERSION: u32 = 1;
-/// Values per block when streaming a recording (16 Mi f32 = 64 MiB).
-const BLOCK_VALUES: usize = 1 << 24;
+/// Values per block when streaming a recording (4 Mi f32 = 16 MiB): small next to a
+/// recording, large enough that per-block costs vanish.
+const BLOCK_VALUES: usize = 1 << 22;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StoreJson {
@@ -296,6 +297,26 @@ impl Store {
         let mut plans = Vec::new();
         for f in files {
             let p = guard_panic(f, "file", || plan(f, opts))?;
+            for c in &p.candidates {
+                let missing: Vec<&String> = opts
+                    .require_keys
+                    .iter()
+                    .filter(|k| !c.keys.contains_key(*k) && !opts.keys.contains_key(*k))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(StoreError::BadInput {
+                        path: c.file.clone(),
+                        location: c.location.clone(),
+                        detail: format!(
+                            "lacks the required key{} {}; it has {}. Add it with --key NAME=VALUE, a --layout \
+                             placeholder or an attribute",
+                            if missing.len() > 1 { "s" } else { "" },
+                            missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                            if c.keys.is_empty() { "no keys".to_string() } else { keys_text(&c.keys) }
+                        ),
+                    });
+                }
+            }
             report.skipped.extend(p.skipped.iter().map(|s| format!("{}: {s}", f.display())));
             plans.push(p);
         }
@@ -317,34 +338,62 @@ impl Store {
             let (file, location) = (cand.file.clone(), cand.location.clone());
             let mut offset = 0usize;
             let [_, time, units] = cand.shape;
+            // Two-stage pipeline: a reader thread decodes blocks (HDF5 decompression,
+            // Parquet decoding) while this thread checks, hashes, encodes and writes the
+            // previous one. At most three blocks are alive at once.
             let blocks = &mut cand.source;
             let label = location.clone();
-            guard_panic(&file.clone(), &label, || {
-                blocks.blocks(BLOCK_VALUES, &mut |block: Vec<f32>| {
-                    if !opts.allow_nonfinite {
-                        if let Some(i) = block.iter().position(|v| !v.is_finite()) {
-                            let flat = offset + i;
-                            let bad = block.iter().filter(|v| !v.is_finite()).count();
-                            return Err(StoreError::BadInput {
-                                path: file.clone(),
-                                location: location.clone(),
-                                detail: format!(
-                                "value at trial {}, time {}, unit {} is {} ({bad} non-finite values in this block); \
-                                 clean the data or pass --allow-nonfinite to keep them",
-                                flat / (time * units),
-                                flat / units % time,
-                                flat % units,
-                                block[i]
-                            ),
-                            });
+            std::thread::scope(|scope| -> Result<(), StoreError> {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<f32>>(1);
+                let (file_r, label_r) = (&file, &label);
+                let reader = scope.spawn(move || {
+                    guard_panic(file_r, label_r, || {
+                        blocks.blocks(BLOCK_VALUES, &mut |block: Vec<f32>| {
+                            // A closed channel means the writer stopped on an error of its own.
+                            tx.send(block).map_err(|_| StoreError::BadInput {
+                                path: file_r.clone(),
+                                location: label_r.clone(),
+                                detail: "ingest stopped".into(),
+                            })
+                        })
+                    })
+                });
+                let written = (|| -> Result<(), StoreError> {
+                    for block in rx.iter() {
+                        if !opts.allow_nonfinite {
+                            if let Some(i) = block.iter().position(|v| !v.is_finite()) {
+                                let flat = offset + i;
+                                let bad = block.iter().filter(|v| !v.is_finite()).count();
+                                return Err(StoreError::BadInput {
+                                    path: file.clone(),
+                                    location: location.clone(),
+                                    detail: format!(
+                                        "value at trial {}, time {}, unit {} is {} ({bad} non-finite values in \
+                                         this block); clean the data or pass --allow-nonfinite to keep them",
+                                        flat / (time * units),
+                                        flat / units % time,
+                                        flat % units,
+                                        block[i]
+                                    ),
+                                });
+                            }
                         }
+                        offset += block.len();
+                        let len = block.len() as u64;
+                        writer.write_trials(block)?;
+                        progress(IngestEvent::Values(len));
                     }
-                    offset += block.len();
-                    let len = block.len() as u64;
-                    writer.write_trials(block)?;
-                    progress(IngestEvent::Values(len));
                     Ok(())
-                })
+                })();
+                let read = reader.join().unwrap_or_else(|_| {
+                    Err(StoreError::BadInput {
+                        path: file.clone(),
+                        location: label.clone(),
+                        detail: "the reader thread failed".into(),
+                    })
+                });
+                // The writer's own error first (the reader's is then only "stopped").
+                written.and(read)
             })?;
             let meta = writer.finish(RecordingMeta {
                 shape: cand.shape,

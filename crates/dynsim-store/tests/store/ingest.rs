@@ -271,6 +271,14 @@ fn bad_input_is_rejected_and_the_store_is_unchanged() {
         &IngestOptions::default(),
         &["nonfinite.h5"],
     );
+    // A required key that a recording lacks.
+    let o = IngestOptions { require_keys: vec!["checkpoint".into()], ..IngestOptions::default() };
+    assert_rejected(
+        &store,
+        &[hdf5_dir().join("b_gzip_shuffle.h5")],
+        &o,
+        &["/acts", "required key checkpoint", "--key"],
+    );
     // A text file is no recording.
     let dir = tempfile::tempdir().expect("tempdir");
     let txt = dir.path().join("notes.txt");
@@ -306,4 +314,80 @@ fn concurrent_ingests_in_threads_keep_both() {
     });
     assert_eq!(store.catalog().expect("catalog").rows.len(), 50);
     assert!(store.verify().expect("verify").problems.is_empty());
+}
+
+/// A sorted long table streams out in blocks of whole trials; a shuffled one is assembled
+/// in memory. Both give the same arrays, whatever the block size, for both unit layouts
+/// (one column per unit, one list column), and HDF5 trial blocks agree with whole reads.
+#[test]
+fn block_boundaries_do_not_change_the_values() {
+    use arrow::array::{ArrayRef, FixedSizeListArray, Float64Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (groups, trials, time, units) = (3usize, 10usize, 7usize, 5usize);
+    let value = |g: usize, t: usize, s: usize, u: usize| (g * 1000 + t * 100 + s * 10 + u) as f64 * 0.25;
+    let mut rows: Vec<(usize, usize, usize)> = Vec::new();
+    for g in 0..groups {
+        for t in 0..trials {
+            for s in 0..time {
+                rows.push((g, t, s));
+            }
+        }
+    }
+    for shuffled in [false, true] {
+        let mut rows = rows.clone();
+        if shuffled {
+            rows.reverse();
+            rows.swap(3, 50);
+        }
+        let group: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| format!("g{}", r.0))));
+        let trial: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 as i64)));
+        let tm: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2 as i64)));
+        let mut cols = vec![("group", group.clone()), ("trial", trial.clone()), ("time", tm.clone())];
+        let unit_cols: Vec<ArrayRef> = (0..units)
+            .map(|u| Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| value(r.0, r.1, r.2, u)))) as ArrayRef)
+            .collect();
+        let names: Vec<String> = (0..units).map(|u| format!("u{u}")).collect();
+        for (n, c) in names.iter().zip(&unit_cols) {
+            cols.push((n.as_str(), c.clone()));
+        }
+        let wide = RecordBatch::try_from_iter(cols).expect("batch");
+        let flat =
+            Float64Array::from_iter_values(rows.iter().flat_map(|r| (0..units).map(move |u| value(r.0, r.1, r.2, u))));
+        let item = Arc::new(arrow::datatypes::Field::new("item", arrow::datatypes::DataType::Float64, false));
+        let list: ArrayRef =
+            Arc::new(FixedSizeListArray::try_new(item, units as i32, Arc::new(flat), None).expect("list"));
+        let long =
+            RecordBatch::try_from_iter([("group", group), ("trial", trial), ("time", tm), ("x", list)]).expect("batch");
+        for (name, batch) in [("wide", wide), ("list", long)] {
+            let p = dir.path().join(format!("{name}_{shuffled}.parquet"));
+            let f = std::fs::File::create(&p).expect("create");
+            let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).expect("writer");
+            // Small batches and row groups, so that reading crosses many boundaries.
+            for off in (0..batch.num_rows()).step_by(13) {
+                w.write(&batch.slice(off, 13.min(batch.num_rows() - off))).expect("write");
+                w.flush().expect("flush");
+            }
+            w.close().expect("close");
+            for max_values in [1, units * time, units * time * 3 + 1, 1 << 20] {
+                let got = dynsim_store::decode_file(&p, &IngestOptions::default(), max_values).expect("decode");
+                assert_eq!(got.len(), groups);
+                for (_, keys, a) in got {
+                    let g: usize = keys["group"].to_text()[1..].parse().expect("g");
+                    let want =
+                        ndarray::Array3::from_shape_fn((trials, time, units), |(t, s, u)| value(g, t, s, u) as f32);
+                    assert_eq!(a, want, "{name} shuffled={shuffled} max_values={max_values} group {g}");
+                }
+            }
+        }
+    }
+    // HDF5: trial blocks of one dataset against a whole read.
+    let file = hdf5_dir().join("b_gzip_shuffle.h5");
+    let whole = H5File::open(&file).and_then(|f| f.read_f64("/acts_auto")).expect("whole");
+    for max_values in [1, 100 * 32 * 3, 1 << 22] {
+        let got = dynsim_store::decode_file(&file, &IngestOptions::default(), max_values).expect("decode");
+        let (_, _, a) = got.into_iter().find(|(l, _, _)| l == "/acts_auto").expect("acts_auto");
+        let flat: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+        assert_eq!(flat, whole, "max_values {max_values}");
+    }
 }
