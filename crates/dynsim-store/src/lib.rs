@@ -51,7 +51,7 @@ pub fn decode_file(
         let mut values = Vec::with_capacity(c.shape.iter().product());
         let [_, time, units] = c.shape;
         c.source.blocks(max_values, &mut |b: Vec<f32>| {
-            if b.is_empty() || b.len() % (time * units) != 0 {
+            if b.is_empty() || !b.len().is_multiple_of(time * units) {
                 return Err(StoreError::BadInput {
                     path: path.to_path_buf(),
                     location: c.location.clone(),
