@@ -238,7 +238,9 @@ impl H5File {
             dataset: None,
             detail: e.to_string(),
         })?;
-        let options = OpenOptions::default().with_filter_registry(registry());
+        // Ingest reads each chunk once, in whole-trial blocks: a small chunk cache keeps
+        // peak memory near one block instead of the reader's 64 MiB default.
+        let options = OpenOptions::default().with_filter_registry(registry()).with_chunk_cache_bytes(8 << 20);
         let file = guarded(path, None, || Hdf5File::from_storage_with_options(Arc::new(storage), options))?;
         Ok(H5File { file, path: path.to_path_buf() })
     }
