@@ -75,8 +75,9 @@ pub fn run(dir: &Path, json_out: bool) -> Result<()> {
             "largest_recording_mb": 102.4,
         }));
     }
+    let catalog = catalog_scale()?;
     if json_out {
-        return println(&json!({ "ingest": rows }).to_string());
+        return println(&json!({ "ingest": rows, "catalog": catalog }).to_string());
     }
     println("input           file MB  f32 MB   dynsim s  MB/s   peak MB | python s  MB/s   peak MB | store MB")?;
     for r in &rows {
@@ -95,6 +96,69 @@ pub fn run(dir: &Path, json_out: bool) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// A catalogue the size of a normal study (11 groups x 64 configurations x 50 checkpoints
+/// x 4 tasks = 140,800 recordings): time to write it, read it, and filter it.
+fn catalog_scale() -> Result<Value> {
+    use dynsim_store::{Catalog, CatalogRow, KeyValue, Keys, Predicate};
+    let mut cat = Catalog::default();
+    for g in 0..11 {
+        for c in 0..64 {
+            for k in 0..50i64 {
+                for t in ["go", "anti", "dm1", "dm2"] {
+                    let mut keys = Keys::new();
+                    keys.insert("group".into(), KeyValue::Str(format!("group_{g}")));
+                    keys.insert("config".into(), KeyValue::Int(c));
+                    keys.insert("checkpoint".into(), KeyValue::Int(k * 100));
+                    keys.insert("progress".into(), KeyValue::Float(k as f64 / 49.0));
+                    keys.insert("task".into(), KeyValue::Str(t.into()));
+                    keys.insert("lr".into(), KeyValue::Float(1e-3 * (1 + c % 4) as f64));
+                    let hash = format!("{:064x}", cat.rows.len() * 7919);
+                    cat.rows.push(CatalogRow {
+                        id: dynsim_store::catalog::recording_id(&hash, &keys),
+                        file: format!("recordings/{}/{hash}.parquet", &hash[..2]),
+                        keys,
+                        shape: [200, 200, 20],
+                        dtype: "float32".into(),
+                        hash,
+                        source: format!("run_{g}_{c}.h5:/ckpt_{k}/{t}"),
+                        ingested_at: 0,
+                    });
+                }
+            }
+        }
+    }
+    let dir = tempfile_dir()?;
+    let p = dir.join("catalog.parquet");
+    let t = std::time::Instant::now();
+    cat.write_parquet(&p)?;
+    let write_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let back = Catalog::read_parquet(&p)?;
+    let read_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let pred = Predicate::parse("group = 'group_3' AND checkpoint >= 2500 AND task IN ('go', 'anti')")?;
+    let hits = pred.filter(&back)?.len();
+    let filter_s = t.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&p)?.len();
+    let _ = std::fs::remove_dir_all(&dir);
+    if back != cat {
+        bail!("the catalogue did not read back equal");
+    }
+    println(&format!(
+        "catalogue of {} rows: {:.1} MB, write {write_s:.2} s, read {read_s:.2} s, --where filter {filter_s:.3} s ({hits} rows)",
+        cat.rows.len(),
+        bytes as f64 / 1e6
+    ))?;
+    Ok(json!({"rows": cat.rows.len(), "mb": bytes as f64 / 1e6, "write_s": write_s, "read_s": read_s,
+              "filter_s": filter_s, "hits": hits}))
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("dynsim-bench-catalog-{}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }
 
 fn dir_size(p: &Path) -> u64 {
