@@ -50,7 +50,8 @@ pub struct IngestArgs {
     files: Vec<PathBuf>,
     #[command(flatten)]
     store: StoreArg,
-    /// Map paths inside the files to keys, e.g. '/{group}/checkpoint_{checkpoint}/{task}'.
+    /// Map paths inside HDF5 files (and array names in .npz files, as '/name') to keys,
+    /// e.g. '/{group}/checkpoint_{checkpoint}/{task}'; `{_}` matches and drops a part.
     /// A matched group holding one rank-3 dataset, or rank-2 datasets (trials), is one
     /// recording; a matched dataset is one recording.
     #[arg(long)]

@@ -15,6 +15,7 @@ use crate::catalog::{Catalog, CatalogRow};
 use crate::error::StoreError;
 use crate::fsutil::atomic_write;
 use crate::predicate::Predicate;
+use crate::recording::{write_recording, RecordingMeta};
 use crate::store::Store;
 
 /// What an export wrote.
@@ -68,7 +69,22 @@ impl Store {
         for mut row in rows {
             let src = self.root().join(&row.file);
             let dest = rec.join(format!("{}.parquet", row.id));
-            atomic_write(&dest, |tmp| fs::copy(&src, tmp).map(|_| ()).map_err(StoreError::io(&src)))?;
+            // Recordings with identical content share one file, whose embedded metadata names
+            // the keys of the first; the exported file must describe this row.
+            let meta = crate::recording::read_recording_meta(&src)?;
+            let own = RecordingMeta {
+                shape: row.shape,
+                hash: row.hash.clone(),
+                keys: row.keys.clone(),
+                source: row.source.clone(),
+                dtype: row.dtype.clone(),
+            };
+            if meta.as_ref() == Some(&own) {
+                atomic_write(&dest, |tmp| fs::copy(&src, tmp).map(|_| ()).map_err(StoreError::io(&src)))?;
+            } else {
+                let rec = self.read_row(&row, false)?;
+                atomic_write(&dest, |tmp| write_recording(tmp, &rec.data, own.clone()).map(|_| ()))?;
+            }
             row.file = format!("recordings/{}.parquet", row.id);
             files.push(dest);
             out.rows.push(row);

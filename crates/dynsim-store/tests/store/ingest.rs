@@ -183,6 +183,14 @@ fn parquet_long_tables_numpy_and_recording_files() {
     let mut shapes: Vec<_> = npz.added.iter().map(|r| (r.keys["checkpoint"].to_text(), r.shape)).collect();
     shapes.sort();
     assert_eq!(shapes, [("0".to_string(), [2, 10, 3]), ("5".to_string(), [1, 10, 3])]);
+    // The same content under other keys: one file, two rows.
+    let o = IngestOptions {
+        keys: [("condition".to_string(), KeyValue::Str("copy".into()))].into(),
+        ..IngestOptions::default()
+    };
+    let copy = ingest(&store, &[ingest_dir().join("long_table.parquet")], &o).expect("copy");
+    assert_eq!(copy.added.len(), 4);
+    assert_eq!(copy.shared_content, 4, "stored once");
     // A dynsim recording file (as exported) goes into another store with its keys.
     let out = tempfile::tempdir().expect("tempdir");
     let exported = out.path().join("export");
