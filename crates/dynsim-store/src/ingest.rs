@@ -198,7 +198,7 @@ impl BlockSource for H5Source {
                 start = end;
             }
         } else {
-            let mut block = Vec::with_capacity(step.min(self.datasets.len()) * per_trial);
+            let mut block = Vec::with_capacity((step.min(self.datasets.len()) * per_trial).min(1 << 24));
             for ds in &self.datasets {
                 let v = self.file.read_f32_trials(ds, 0, 1)?;
                 check_len(&self.file, ds, v.len(), per_trial)?;
@@ -480,7 +480,7 @@ fn plan_npz(path: &Path, opts: &IngestOptions) -> Result<Plan, StoreError> {
             None => vec![],
         };
         let mut member = zip.by_name(&name).map_err(|e| npz_err(format!("member {name}: {e}")))?;
-        let mut bytes = Vec::with_capacity(member.size().min(1 << 30) as usize);
+        let mut bytes = Vec::with_capacity(member.size().min(1 << 26) as usize);
         member.read_to_end(&mut bytes).map_err(|e| npz_err(format!("member {name} is damaged: {e}")))?;
         let array = match parse_npy(&bytes, Path::new(&name)) {
             Ok(a) => a,

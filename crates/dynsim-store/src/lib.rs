@@ -48,7 +48,7 @@ pub fn decode_file(
     let plan = ingest::plan(path, opts)?;
     let mut out = Vec::new();
     for mut c in plan.candidates {
-        let mut values = Vec::with_capacity(c.shape.iter().product());
+        let mut values = Vec::with_capacity(c.shape.iter().product::<usize>().min(1 << 24));
         let [_, time, units] = c.shape;
         c.source.blocks(max_values, &mut |b: Vec<f32>| {
             if b.is_empty() || !b.len().is_multiple_of(time * units) {

@@ -282,7 +282,8 @@ pub fn read_recording(path: &Path, verify: bool) -> Result<(Array3<f32>, Recordi
         return Err(corrupt(format!("{n_rows} rows but the shape {:?} needs {rows}", meta.shape)));
     }
     let total = rows.checked_mul(units).ok_or_else(|| corrupt("shape overflows".into()))?;
-    let mut values: Vec<f32> = Vec::with_capacity(total);
+    // The shape comes from the file: reserve at most 64 MiB up front, grow with the data.
+    let mut values: Vec<f32> = Vec::with_capacity(total.min(1 << 24));
     let reader = builder.with_batch_size(8192).build().map_err(StoreError::parquet(path))?;
     let mut row = 0usize;
     for batch in reader {
