@@ -205,8 +205,9 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
     }
     let mb = rep.values as f64 * 4.0 / 1e6;
     println(&format!(
-        "added {} recordings ({} already in the store) to {}: {mb:.1} MB of float32 in {secs:.2} s",
+        "added {} recording{} ({} already in the store) to {}: {mb:.1} MB of float32 in {secs:.2} s",
         rep.added.len(),
+        if rep.added.len() == 1 { "" } else { "s" },
         rep.already_present.len(),
         args.store.store.display()
     ))?;

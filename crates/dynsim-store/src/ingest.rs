@@ -128,8 +128,11 @@ pub(crate) fn plan(path: &Path, opts: &IngestOptions) -> Result<Plan, StoreError
         Format::Npz => plan_npz(path, opts)?,
     };
     if plan.candidates.is_empty() {
-        let why =
-            if plan.skipped.is_empty() { String::new() } else { format!(" (left out: {})", plan.skipped.join("; ")) };
+        let why = match plan.skipped.len() {
+            0 => String::new(),
+            n if n <= 3 => format!(" (left out: {})", plan.skipped.join("; ")),
+            n => format!(" (left out: {}; and {} more)", plan.skipped[..3].join("; "), n - 3),
+        };
         return Err(match &opts.layout {
             Some(l) => StoreError::Layout {
                 pattern: l.pattern().to_string(),
@@ -341,6 +344,12 @@ fn plan_hdf5(path: &Path, opts: &IngestOptions) -> Result<Plan, StoreError> {
                     }
                 }
                 if children.is_empty() {
+                    let deeper = datasets.iter().any(|d| d.path.starts_with(&prefix));
+                    skipped.push(if deeper {
+                        format!("group {g} matches but its datasets sit deeper; add levels to the pattern")
+                    } else {
+                        format!("group {g} matches but holds no datasets")
+                    });
                     continue;
                 }
                 children.sort_by(|a, b| natural_cmp(&a.0.path, &b.0.path));

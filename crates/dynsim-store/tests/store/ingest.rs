@@ -272,6 +272,12 @@ fn bad_input_is_rejected_and_the_store_is_unchanged() {
         &IngestOptions::default(),
         &["does_not_exist.h5"],
     );
+    assert_rejected(
+        &store,
+        &[ingest_dir().join("study.h5")],
+        &opts(Some("/{group}/checkpoint_{checkpoint}")),
+        &["matches nothing", "datasets sit deeper"],
+    );
     // A good file and a bad one together: nothing of the good one is committed either.
     assert_rejected(
         &store,
