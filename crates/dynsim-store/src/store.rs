@@ -23,7 +23,7 @@
 //! so concurrent ingests (processes, or machines sharing a file system with working
 //! `flock`) never lose each other's rows.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -484,11 +484,10 @@ fn guard_panic<T>(file: &Path, location: &str, f: impl FnOnce() -> Result<T, Sto
     })
 }
 
-/// Standard keys must keep their types; user keys may widen (see `keys`), but a new row
-/// must not turn a user key column that has strings into numbers silently the other way
-/// round: widening is reported by the catalogue's own unification, so nothing is lost.
+/// Standard keys must keep their fixed types (they are normalised on the way in, so this
+/// guards against a damaged or foreign catalogue). User key columns need no check: mixed
+/// types widen (int + float = float, anything + string = string, see `keys`).
 fn check_key_types(cat: &Catalog, new_rows: &[CatalogRow]) -> Result<(), StoreError> {
-    let mut types: BTreeMap<&str, KeyType> = BTreeMap::new();
     for r in cat.rows.iter().chain(new_rows) {
         for (k, v) in &r.keys {
             let t = KeyType::of(v);
@@ -500,7 +499,6 @@ fn check_key_types(cat: &Catalog, new_rows: &[CatalogRow]) -> Result<(), StoreEr
                     });
                 }
             }
-            types.entry(k).and_modify(|u| *u = u.unify(t)).or_insert(t);
         }
     }
     Ok(())
