@@ -27,6 +27,7 @@ use crate::h5::{attribute_value, H5File};
 use crate::keys::{normalise, sanitise_key_name, KeyValue, Keys};
 use crate::layout::{natural_cmp, Layout};
 use crate::npy::{parse_npy, NpyArray};
+use crate::recording::trials_per_block;
 
 /// How to turn input files into recordings.
 #[derive(Debug, Clone, Default)]
@@ -189,7 +190,7 @@ impl BlockSource for H5Source {
         sink: &mut dyn FnMut(Vec<f32>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let per_trial = self.shape[1] * self.shape[2];
-        let step = (max_values / per_trial.max(1)).max(1);
+        let step = trials_per_block(max_values, per_trial);
         if self.datasets.len() == 1 {
             let ds = &self.datasets[0];
             let mut start = 0;
@@ -400,7 +401,7 @@ impl BlockSource for ArraySource {
         sink: &mut dyn FnMut(Vec<f32>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let Some(values) = self.array.take() else { return Ok(()) };
-        let step = (max_values / self.per_trial.max(1)).max(1) * self.per_trial.max(1);
+        let step = trials_per_block(max_values, self.per_trial) * self.per_trial.max(1);
         if values.len() <= step {
             return sink(values);
         }
@@ -591,7 +592,7 @@ impl BlockSource for TableSource {
         // Rows already in (trial, time) order in the file (the usual case) stream out in
         // blocks of whole trials; otherwise the recording is assembled in memory first.
         let streaming = order.iter().enumerate().all(|(j, &i)| self.slots[i] == j);
-        let block_rows = if streaming { ((max_values / units).max(1) / time).max(1) * time } else { total };
+        let block_rows = if streaming { trials_per_block(max_values, time * units) * time } else { total };
         let mut base = 0usize;
         let mut out = vec![0f32; block_rows.min(total) * units];
         let mut k = 0usize;

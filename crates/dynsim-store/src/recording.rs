@@ -224,12 +224,18 @@ pub fn write_recording(path: &Path, x: &Array3<f32>, meta: RecordingMeta) -> Res
     let shape = [x.shape()[0], x.shape()[1], x.shape()[2]];
     let mut w = RecordingWriter::create(path, shape)?;
     let per_trial = shape[1] * shape[2];
-    let trials_per_block = (ROW_GROUP_VALUES / per_trial.max(1)).max(1);
-    let flat: Vec<f32> = x.iter().copied().collect();
-    for block in flat.chunks(trials_per_block * per_trial.max(1)) {
+    let x = x.as_standard_layout();
+    let flat = x.as_slice().unwrap_or_default();
+    for block in flat.chunks(trials_per_block(ROW_GROUP_VALUES, per_trial) * per_trial.max(1)) {
         w.write_trials(block.to_vec())?;
     }
     w.finish(meta)
+}
+
+/// How many whole trials of `per_trial` values fit in a block of about `max_values`
+/// values (at least one).
+pub(crate) fn trials_per_block(max_values: usize, per_trial: usize) -> usize {
+    (max_values / per_trial.max(1)).max(1)
 }
 
 /// Read the `dynsim.recording` metadata of a Parquet file, `None` if it is not a dynsim

@@ -419,16 +419,13 @@ impl Store {
             progress(IngestEvent::RecordingDone { source });
         }
         progress(IngestEvent::Committing);
-        self.commit(&txn, staged, &mut report)?;
+        self.commit(staged, &mut report)?;
+        // The staged files were moved in by the commit; only now may the staging folder go.
+        drop(txn);
         Ok(report)
     }
 
-    fn commit(
-        &self,
-        _txn: &Staging,
-        staged: Vec<(CatalogRow, PathBuf)>,
-        report: &mut IngestReport,
-    ) -> Result<(), StoreError> {
+    fn commit(&self, staged: Vec<(CatalogRow, PathBuf)>, report: &mut IngestReport) -> Result<(), StoreError> {
         let _lock = LockGuard::acquire(&self.root.join(".lock"))?;
         let mut cat = self.catalog()?;
         let mut ids: HashSet<String> = cat.rows.iter().map(|r| r.id.clone()).collect();

@@ -13,6 +13,17 @@ pub fn hdf5_dir() -> PathBuf {
     data_dir().join("hdf5")
 }
 
+/// The damaged h5py fixtures (truncated, flipped, garbage, empty): each must give a clean
+/// error naming the file.
+pub const DAMAGED_HDF5: [&str; 6] = [
+    "i1_truncated_half.h5",
+    "i2_truncated_1k.h5",
+    "i3_truncated_tail64.h5",
+    "i4_flip_chunkdata.h5",
+    "i6_garbage.h5",
+    "i7_empty_file.h5",
+];
+
 /// Snapshot of every file under `dir`: relative path -> contents.
 pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();

@@ -6,7 +6,7 @@
 use dynsim_store::h5::{AttrValue, H5File};
 use serde_json::Value;
 
-use crate::common::hdf5_dir;
+use crate::common::{hdf5_dir, DAMAGED_HDF5};
 
 /// The manifest's checksum: bytes zero-padded to a multiple of 8, read as u64 LE words;
 /// `s1 = sum(w)`, `s2 = sum((i + 1) w[i])`, both mod 2^64, as `s1:s2` in hex.
@@ -148,14 +148,7 @@ fn every_dataset_matches_the_manifest() {
 
 #[test]
 fn damaged_files_give_clean_errors() {
-    for name in [
-        "i1_truncated_half.h5",
-        "i2_truncated_1k.h5",
-        "i3_truncated_tail64.h5",
-        "i4_flip_chunkdata.h5",
-        "i6_garbage.h5",
-        "i7_empty_file.h5",
-    ] {
+    for name in DAMAGED_HDF5 {
         let path = hdf5_dir().join(name);
         let result = std::panic::catch_unwind(|| -> Result<(), dynsim_store::StoreError> {
             let f = H5File::open(&path)?;

@@ -6,7 +6,7 @@ use dynsim_store::h5::H5File;
 use dynsim_store::keys::parse_assignment;
 use dynsim_store::{IngestOptions, KeyValue, Layout, Predicate, Store, StoreError};
 
-use crate::common::{data_dir, hdf5_dir, snapshot_without_lock};
+use crate::common::{data_dir, hdf5_dir, snapshot_without_lock, DAMAGED_HDF5};
 
 fn ingest_dir() -> PathBuf {
     data_dir().join("ingest")
@@ -238,14 +238,7 @@ fn bad_input_is_rejected_and_the_store_is_unchanged() {
         &IngestOptions::default(),
         &["ragged_table.parquet", "ragged trials", "trial 1"],
     );
-    for damaged in [
-        "i1_truncated_half.h5",
-        "i2_truncated_1k.h5",
-        "i3_truncated_tail64.h5",
-        "i4_flip_chunkdata.h5",
-        "i6_garbage.h5",
-        "i7_empty_file.h5",
-    ] {
+    for damaged in DAMAGED_HDF5 {
         assert_rejected(&store, &[hdf5_dir().join(damaged)], &IngestOptions::default(), &[damaged]);
     }
     assert_rejected(
