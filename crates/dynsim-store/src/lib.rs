@@ -16,7 +16,7 @@
 pub mod catalog;
 mod error;
 mod export;
-mod fsutil;
+pub mod fsutil;
 pub mod h5;
 mod ingest;
 pub mod keys;
