@@ -12,23 +12,23 @@ use serde_json::Value;
 
 use super::root;
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dynsim"));
     c.env_remove("DYNSIM_STORE");
     c
 }
 
-fn run(args: &[&str], cwd: &Path) -> Output {
+pub(crate) fn run(args: &[&str], cwd: &Path) -> Output {
     bin().args(args).current_dir(cwd).output().expect("run dynsim")
 }
 
-fn ok(args: &[&str], cwd: &Path) -> String {
+pub(crate) fn ok(args: &[&str], cwd: &Path) -> String {
     let out = run(args, cwd);
     assert!(out.status.success(), "dynsim {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn ingest_data(name: &str) -> String {
+pub(crate) fn ingest_data(name: &str) -> String {
     root().join("data/ingest").join(name).display().to_string()
 }
 
@@ -111,6 +111,16 @@ fn ingest_ls_show_export_and_pyarrow_reads_the_same_numbers() {
     for col in ["id", "model", "group", "checkpoint", "progress", "task", "seed", "lr", "shape", "source"] {
         assert!(header.split_whitespace().any(|c| c == col), "ls header lacks {col}: {header}");
     }
+    // SQL over the catalogue: printed, and written as CSV and Parquet.
+    let printed =
+        ok(&["sql", "SELECT \"group\", COUNT(*) AS n FROM recordings GROUP BY \"group\" ORDER BY \"group\""], cwd);
+    assert!(printed.contains("pretrained") && printed.contains("scratch") && printed.contains("2 rows"), "{printed}");
+    ok(&["sql", "SELECT task, COUNT(*) AS n FROM recordings GROUP BY task ORDER BY task", "-o", "tasks.csv"], cwd);
+    let csv = std::fs::read_to_string(cwd.join("tasks.csv")).expect("csv");
+    assert_eq!(csv.lines().collect::<Vec<_>>(), ["task,n", "anti,6", "go,6"]);
+    let err = run(&["sql", "SELECT epoch FROM recordings"], cwd);
+    assert_eq!(err.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("epoch"));
     // DYNSIM_STORE points elsewhere: an empty store there.
     let other = cwd.join("other");
     ok(&["store", "init", other.to_str().expect("utf8")], cwd);

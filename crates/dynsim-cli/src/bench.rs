@@ -29,6 +29,9 @@ pub enum BenchWhat {
     /// Store ingest: throughput and peak memory on ~500 MB HDF5 / Parquet inputs, against
     /// the h5py + pyarrow route.
     Ingest,
+    /// All-pairs DSA through the store and the result cache (default 100 recordings,
+    /// 4,950 pairs): cold, then again from the cache.
+    Compare,
 }
 
 /// Arguments of `dynsim bench`.
@@ -36,27 +39,27 @@ pub enum BenchWhat {
 pub struct BenchArgs {
     /// What to benchmark.
     what: BenchWhat,
-    /// Recordings in the all-pairs matrix.
-    #[arg(long, default_value_t = 20)]
-    recordings: usize,
+    /// Recordings in the all-pairs matrix (default 20 for dsa, 100 for compare).
+    #[arg(long)]
+    pub recordings: Option<usize>,
     /// Trials per recording.
     #[arg(long, default_value_t = 200)]
-    trials: usize,
+    pub trials: usize,
     /// Time steps per trial.
     #[arg(long, default_value_t = 200)]
-    time: usize,
+    pub time: usize,
     /// Units per recording.
     #[arg(long, default_value_t = 20)]
-    units: usize,
+    pub units: usize,
     /// Number of delays.
     #[arg(long, default_value_t = 33)]
-    n_delays: usize,
+    pub n_delays: usize,
     /// Delay interval.
     #[arg(long, default_value_t = 6)]
-    delay_interval: usize,
+    pub delay_interval: usize,
     /// DMD rank.
     #[arg(long, default_value_t = 50)]
-    rank: usize,
+    pub rank: usize,
     /// Pairs timed one by one (and compared with the reference-style optimiser).
     #[arg(long, default_value_t = 10)]
     pairs: usize,
@@ -65,13 +68,13 @@ pub struct BenchArgs {
     baseline_pairs: usize,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
     /// ingest: folder for the generated inputs (about 1.5 GB) and the stores.
     #[arg(long, default_value = "/var/tmp/dynsim-bench")]
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     /// Print one JSON object.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Seeded recordings of perturbed leaky tanh RNNs driven by noise.
@@ -117,11 +120,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if let BenchWhat::Ingest = a.what {
         return crate::bench_ingest::run(&a.dir, a.json);
     }
-    if a.recordings < 2 {
+    let recordings = a.recordings.unwrap_or(if let BenchWhat::Compare = a.what { 100 } else { 20 });
+    if recordings < 2 {
         bail!("--recordings must be at least 2 to form a pair");
     }
+    if let BenchWhat::Compare = a.what {
+        return crate::bench_compare::run(&a, recordings);
+    }
     let t0 = Instant::now();
-    let recs = rnn_recordings(a.recordings, a.trials, a.time, a.units, a.seed);
+    let recs = rnn_recordings(recordings, a.trials, a.time, a.units, a.seed);
     let gen_s = t0.elapsed().as_secs_f64();
     let params = DsaParams {
         dmd: DmdParams {
@@ -144,7 +151,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     // 2. distance per pair, one thread
     let sim = SimilarityTransformDist::new(params.similarity);
-    let npairs = a.pairs.min(a.recordings - 1);
+    let npairs = a.pairs.min(recordings - 1);
     let mut dist_ms = vec![];
     let mut losses = vec![];
     let mut iters = vec![];
@@ -168,7 +175,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let t = Instant::now();
     let m: DsaMatrix = dsa.pairwise(&views, Parallelism::Global)?;
     let all_s = t.elapsed().as_secs_f64();
-    let n_all = a.recordings * (a.recordings - 1) / 2;
+    let n_all = recordings * (recordings - 1) / 2;
     let threads = rayon::current_num_threads();
 
     let fit_med = median(&mut fit_ms.clone());
@@ -176,7 +183,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let ours_vs_ref: Vec<(f64, f64)> = baseline.iter().enumerate().map(|(i, b)| (losses[i], b.0)).collect();
     let worse = ours_vs_ref.iter().filter(|(o, r)| *o > r + 1e-9).count();
     let out = json!({
-        "settings": {"recordings": a.recordings, "trials": a.trials, "time": a.time, "units": a.units,
+        "settings": {"recordings": recordings, "trials": a.trials, "time": a.time, "units": a.units,
                      "n_delays": a.n_delays, "delay_interval": a.delay_interval, "rank": a.rank, "seed": a.seed},
         "generate_seconds": gen_s,
         "dmd_fit_ms": {"median": fit_med, "all": fit_ms},
@@ -187,14 +194,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "reference_style_seconds": baseline.iter().map(|b| b.1).collect::<Vec<_>>(),
         "pairs_where_ours_is_worse": worse,
         "all_pairs": {"pairs": n_all, "seconds": all_s, "threads": threads,
-                      "mean_value": m.values.iter().sum::<f64>() / (a.recordings * a.recordings - a.recordings) as f64},
+                      "mean_value": m.values.iter().sum::<f64>() / (recordings * recordings - recordings) as f64},
     });
     if a.json {
         return println(&serde_json::to_string_pretty(&out)?);
     }
     println(&format!(
         "DSA benchmark: {} recordings of {} x {} x {}, n_delays {}, delay_interval {}, rank {}",
-        a.recordings, a.trials, a.time, a.units, a.n_delays, a.delay_interval, a.rank
+        recordings, a.trials, a.time, a.units, a.n_delays, a.delay_interval, a.rank
     ))?;
     println(&format!("  DMD fit, one thread:           median {fit_med:8.1} ms per recording"))?;
     println(&format!("  distance, one thread:          median {dist_med:8.1} ms per pair (over {npairs} pairs)"))?;

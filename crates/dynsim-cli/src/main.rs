@@ -5,9 +5,11 @@
 //! `error: <what>, <where>, <what to do>` with a non-zero exit code.
 
 mod bench;
+mod bench_compare;
 mod bench_ingest;
 mod metric;
 mod output;
+mod querycmd;
 mod storecmd;
 
 use std::process::ExitCode;
@@ -38,6 +40,11 @@ enum Command {
     Show(storecmd::ShowArgs),
     /// Export recordings to plain Parquet (pandas, polars, pyarrow).
     Export(storecmd::ExportArgs),
+    /// Compare recordings of a store with one or more metrics: all pairs, left x right, or
+    /// matched on keys; cached, resumable, shardable (--shard i/n).
+    Compare(querycmd::CompareArgs),
+    /// SQL over the store's tables (recordings, results), printed or written to .parquet / .csv.
+    Sql(querycmd::SqlArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +57,8 @@ fn main() -> ExitCode {
         Command::Ls(args) => storecmd::run_ls(args),
         Command::Show(args) => storecmd::run_show(args),
         Command::Export(args) => storecmd::run_export(args),
+        Command::Compare(args) => querycmd::run_compare(args),
+        Command::Sql(args) => querycmd::run_sql(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

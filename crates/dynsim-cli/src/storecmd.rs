@@ -19,7 +19,7 @@ use crate::output::println;
 pub struct StoreArg {
     /// The store folder (default: $DYNSIM_STORE, else ./dynsim-store).
     #[arg(long, env = "DYNSIM_STORE", default_value = "dynsim-store")]
-    store: PathBuf,
+    pub store: PathBuf,
 }
 
 /// `dynsim store ...`
