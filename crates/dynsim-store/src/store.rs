@@ -232,9 +232,11 @@ impl Store {
         Ok(rep)
     }
 
-    /// Remove leftovers of killed ingests: staging folders no live process holds (older than
-    /// 2 s), temporary files and recording files no catalogue row refers to. Returns the
-    /// number of files and folders removed.
+    /// Remove leftovers of killed ingests and comparisons: staging folders no live process
+    /// holds (older than 2 s), temporary files (temporary result parts older than a minute)
+    /// and recording files no catalogue row refers to. Returns the number of files and
+    /// folders removed. (Journals of killed comparisons are folded into result parts by the
+    /// next comparison or query, not removed.)
     pub fn gc(&self) -> Result<usize, StoreError> {
         let _lock = LockGuard::acquire(&self.root.join(".lock"))?;
         let mut removed = self.clean_staging(std::time::Duration::from_secs(2))?;
@@ -254,6 +256,21 @@ impl Store {
         for f in fs::read_dir(&self.root).map_err(StoreError::io(&self.root))?.flatten() {
             if f.file_name().to_string_lossy().contains(".tmp-") && fs::remove_file(f.path()).is_ok() {
                 removed += 1;
+            }
+        }
+        // Temporary result parts of killed comparisons (a live one renames its part within
+        // milliseconds of creating it, so anything a minute old is a leftover).
+        if let Ok(entries) = fs::read_dir(self.results_dir()) {
+            for f in entries.flatten() {
+                let old = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|a| a >= std::time::Duration::from_secs(60));
+                if old && f.file_name().to_string_lossy().contains(".tmp-") && fs::remove_file(f.path()).is_ok() {
+                    removed += 1;
+                }
             }
         }
         Ok(removed)

@@ -49,6 +49,18 @@ fn a_killed_runs_journal_is_recovered_without_its_torn_line() {
     assert_eq!(cache.parts().expect("parts").len(), 1);
     // The parts read as one Parquet table (what pyarrow or DuckDB would see).
     assert_eq!(dynsim_query::results(&store).expect("frame").height(), 3);
+    // A temporary part left by a kill is removed by `store gc` once it is a minute old; a
+    // fresh one (a run writing it now) is kept.
+    let stale = cache.dir().join(".part-a.parquet.tmp-1-2-3");
+    let fresh = cache.dir().join(".part-b.parquet.tmp-4-5-6");
+    for p in [&stale, &fresh] {
+        std::fs::write(p, b"half a part").expect("write");
+    }
+    let two_minutes_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options().write(true).open(&stale).expect("open").set_modified(two_minutes_ago).expect("mtime");
+    store.gc().expect("gc");
+    assert!(!stale.exists() && fresh.exists());
+    assert_eq!(dynsim_query::results(&store).expect("frame").height(), 3);
 }
 
 #[test]
