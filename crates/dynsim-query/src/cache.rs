@@ -99,11 +99,10 @@ pub struct ResultCache {
 }
 
 impl ResultCache {
-    /// The cache of `store` (creates `results/` when missing).
+    /// The cache of `store`. Nothing is created until a result is written, so reading the
+    /// cache of a read-only store works.
     pub fn open(store: &Store) -> Result<ResultCache, QueryError> {
-        let dir = store.results_dir();
-        fs::create_dir_all(dir.join(".journal")).map_err(StoreError::io(&dir))?;
-        Ok(ResultCache { dir })
+        Ok(ResultCache { dir: store.results_dir() })
     }
 
     /// The `results/` folder.
@@ -113,8 +112,11 @@ impl ResultCache {
 
     /// The finished parts, sorted by name.
     pub fn parts(&self) -> Result<Vec<PathBuf>, QueryError> {
-        let mut out: Vec<PathBuf> = fs::read_dir(&self.dir)
-            .map_err(StoreError::io(&self.dir))?
+        let entries = match fs::read_dir(&self.dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.map_err(StoreError::io(&self.dir))?,
+        };
+        let mut out: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
@@ -130,7 +132,7 @@ impl ResultCache {
     pub fn recover(&self) -> Result<usize, QueryError> {
         let jdir = self.dir.join(".journal");
         let Ok(entries) = fs::read_dir(&jdir) else { return Ok(0) };
-        let mut n = 0;
+        let (mut n, mut removed) = (0, 0);
         for e in entries.flatten() {
             let path = e.path();
             if path.extension().and_then(|x| x.to_str()) != Some("jsonl") {
@@ -148,8 +150,11 @@ impl ResultCache {
             }
             n += rows.len();
             fs::remove_file(&path).map_err(StoreError::io(&path))?;
+            removed += 1;
         }
-        sync_dir(&jdir)?;
+        if removed > 0 {
+            sync_dir(&jdir)?;
+        }
         Ok(n)
     }
 
@@ -207,6 +212,7 @@ impl ResultCache {
 
     /// Write `rows` as a new part; returns its path.
     pub fn write_part(&self, rows: &[ResultRow]) -> Result<PathBuf, QueryError> {
+        fs::create_dir_all(&self.dir).map_err(StoreError::io(&self.dir))?;
         let path = self.dir.join(format!("part-{}-{}.parquet", hostname(), unique_suffix()));
         let mut df = rows_to_frame(rows)?;
         atomic_write(&path, |tmp| {
