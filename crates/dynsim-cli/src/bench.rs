@@ -69,7 +69,8 @@ pub struct BenchArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// ingest: folder for the generated inputs (about 1.5 GB) and the stores.
+    /// ingest and compare: folder for the generated inputs (ingest: about 1.5 GB) and the
+    /// stores (compare: a 320 MB store of the generated recordings, made once).
     #[arg(long, default_value = "/var/tmp/dynsim-bench")]
     pub dir: std::path::PathBuf,
     /// Print one JSON object.
