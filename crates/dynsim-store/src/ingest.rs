@@ -35,6 +35,7 @@ pub struct IngestOptions {
     /// Maps paths inside HDF5 files (and array names inside `.npz` files) to keys.
     pub layout: Option<Layout>,
     /// Constant keys added to every recording (`--key k=v`); they win over everything.
+    /// Standard keys are normalised to their types first (`progress` 0 becomes 0.0).
     pub keys: Keys,
     /// Keep NaN / Inf values instead of rejecting the input.
     pub allow_nonfinite: bool,

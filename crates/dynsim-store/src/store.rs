@@ -308,6 +308,13 @@ impl Store {
         opts: &IngestOptions,
         progress: &mut dyn FnMut(IngestEvent),
     ) -> Result<IngestReport, StoreError> {
+        // Constant keys get the types of the standard keys (`progress` 0 is a float), as
+        // `--key` gives them, before anything is read or staged.
+        let constant_keys: Keys = opts
+            .keys
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), crate::keys::normalise(k, v.clone())?)))
+            .collect::<Result<_, StoreError>>()?;
         let _ = self.clean_staging(std::time::Duration::from_secs(60));
         let txn = Staging::create(&self.root)?;
         let mut report = IngestReport::default();
@@ -345,7 +352,7 @@ impl Store {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         for (n, cand) in plans.into_iter().flat_map(|p| p.candidates).enumerate() {
             let mut keys = cand.keys.clone();
-            for (k, v) in &opts.keys {
+            for (k, v) in &constant_keys {
                 keys.insert(k.clone(), v.clone());
             }
             let source = cand.source_label();

@@ -398,3 +398,21 @@ fn block_boundaries_do_not_change_the_values() {
         assert_eq!(flat, whole, "max_values {max_values}");
     }
 }
+
+#[test]
+fn constant_keys_from_the_library_get_the_standard_types() {
+    let (_dir, store) = new_store();
+    let file = data_dir().join("examples/lorenz_x.npy");
+    // Built by hand (not through `--key`): progress 0 as an integer, checkpoint as a float.
+    let mut o = opts(None);
+    o.keys.insert("progress".into(), KeyValue::Int(0));
+    o.keys.insert("checkpoint".into(), KeyValue::Float(100.0));
+    ingest(&store, std::slice::from_ref(&file), &o).expect("ingest");
+    let row = &store.catalog().expect("catalog").rows[0];
+    assert_eq!(row.keys["progress"], KeyValue::Float(0.0));
+    assert_eq!(row.keys["checkpoint"], KeyValue::Int(100));
+    // An impossible value is refused before anything is staged.
+    let mut bad = opts(None);
+    bad.keys.insert("progress".into(), KeyValue::Int(2));
+    assert_rejected(&store, &[file], &bad, &["progress", "[0, 1]"]);
+}
