@@ -171,3 +171,4 @@ fn bench_runs_and_our_optimiser_beats_the_reference_style_one() {
 
 mod query;
 mod store;
+mod testcase;

@@ -11,6 +11,7 @@ mod metric;
 mod output;
 mod querycmd;
 mod storecmd;
+mod testcase;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ enum Command {
     /// Compare recordings of a store with one or more metrics: all pairs, left x right, or
     /// matched on keys; cached, resumable, shardable (--shard i/n).
     Compare(querycmd::CompareArgs),
+    /// The seed study's test cases (Lorenz regimes), simulated into a store and compared.
+    Testcase(testcase::TestcaseArgs),
     /// SQL over the store's tables (recordings, results), printed or written to .parquet / .csv.
     Sql(querycmd::SqlArgs),
 }
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Export(args) => storecmd::run_export(args),
         Command::Compare(args) => querycmd::run_compare(args),
         Command::Sql(args) => querycmd::run_sql(args),
+        Command::Testcase(args) => testcase::run_testcase(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,38 @@
+//! Test A on the small preset: DSA separates the Lorenz regimes better than Procrustes and
+//! CKA (the seed study's finding), through the store and the cached comparison.
+//!
+//! Measured (debug build, same seeds), within / across / ratio / AUC:
+//! - 24 trajectories: DSA 0.227 / 0.477 / 2.10 / 0.856, Procrustes 1.019 / 1.207 / 1.18 /
+//!   0.877, CKA 1.216 / 1.389 / 1.14 / 0.868: the ratio already separates, the AUC not yet.
+//! - 50 (the small preset): DSA 0.204 / 0.455 / 2.23 / 0.877, Procrustes 0.860, CKA 0.868.
+//! - 200 (the paper preset): DSA 0.159 / 0.428 / 2.69 / 0.881, Procrustes 1.050 / 1.214 /
+//!   1.16 / 0.860, CKA 1.236 / 1.395 / 1.13 / 0.877 (seed study: DSA 0.22 vs 0.48).
+
+use dynsim_store::Store;
+use dynsim_testcases::regimes::{run, Preset};
+
+#[test]
+fn dsa_separates_the_regimes_better_than_procrustes_and_cka() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::init(dir.path().join("s")).expect("init");
+    let a = run(&store, Preset::SMALL).expect("test A");
+    assert_eq!((a.computed, a.cached), (3 * 36, 0));
+    for r in &a.results {
+        eprintln!(
+            "{:>10}: within {:.3} across {:.3} ratio {:.2} auc {:.3}",
+            r.metric, r.separation.within, r.separation.across, r.separation.ratio, r.separation.auc
+        );
+        assert_eq!((r.separation.n_within, r.separation.n_across), (9, 27));
+    }
+    let get = |m: &str| a.results.iter().find(|r| r.metric == m).expect("metric").separation;
+    let (dsa, procrustes, cka) = (get("dsa"), get("procrustes"), get("cka"));
+    assert!(dsa.within < dsa.across, "{dsa:?}");
+    assert!(dsa.ratio > procrustes.ratio && dsa.ratio > cka.ratio, "{dsa:?} {procrustes:?} {cka:?}");
+    assert!(dsa.auc >= procrustes.auc && dsa.auc >= cka.auc, "{dsa:?} {procrustes:?} {cka:?}");
+    // A second run answers from the cache with the same matrices.
+    let again = run(&store, Preset::SMALL).expect("again");
+    assert_eq!((again.computed, again.cached), (0, 3 * 36));
+    for (x, y) in a.results.iter().zip(&again.results) {
+        assert_eq!(x.matrix, y.matrix);
+    }
+}

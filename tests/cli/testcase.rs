@@ -1,0 +1,33 @@
+//! `dynsim testcase lorenz`: Test A end to end on a fresh store, then from the cache.
+
+use serde_json::Value;
+
+use super::store::ok;
+
+#[test]
+fn lorenz_regimes_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("s").display().to_string();
+    let run = || -> Value {
+        serde_json::from_str(ok(&["testcase", "lorenz", "--store", &store, "--json"], tmp.path()).trim()).expect("json")
+    };
+    let first = run();
+    assert_eq!((first["computed"].as_u64(), first["cached"].as_u64()), (Some(108), Some(0)));
+    let m = |v: &Value, name: &str, field: &str| -> f64 {
+        v["metrics"]
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["metric"] == name))
+            .map_or(f64::NAN, |m| m[field].as_f64().unwrap_or(f64::NAN))
+    };
+    for other in ["procrustes", "cka"] {
+        assert!(m(&first, "dsa", "ratio") > m(&first, other, "ratio"), "{first}");
+        assert!(m(&first, "dsa", "auc") >= m(&first, other, "auc"), "{first}");
+    }
+    assert_eq!(first["systems"].as_array().map(Vec::len), Some(9));
+    let second = run();
+    assert_eq!((second["computed"].as_u64(), second["cached"].as_u64()), (Some(0), Some(108)));
+    assert_eq!(first["metrics"], second["metrics"], "the cache gives the same matrices");
+    // The table form names every metric.
+    let table = ok(&["testcase", "lorenz", "--store", &store], tmp.path());
+    assert!(table.contains("dsa") && table.contains("procrustes") && table.contains("cka") && table.contains("AUC"));
+}
