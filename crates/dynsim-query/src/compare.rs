@@ -352,7 +352,8 @@ impl<'s> Comparison<'s> {
             }
         }
 
-        let mut journal = cache.journal()?;
+        // Nothing is written when everything is cached (a read-only store answers too).
+        let mut journal = if missing.is_empty() { None } else { Some(cache.journal()?) };
         let total_missing = missing.len();
         let mut computed = 0;
         let mut error: Option<QueryError> = None;
@@ -365,7 +366,7 @@ impl<'s> Comparison<'s> {
                 match res {
                     Ok(row) => {
                         found.insert(row.key(), row.clone());
-                        if let Err(e) = journal.append(row) {
+                        if let Some(Err(e)) = journal.as_mut().map(|j| j.append(row)) {
                             stop.store(true, Ordering::Relaxed);
                             error.get_or_insert(e);
                         }
@@ -384,8 +385,10 @@ impl<'s> Comparison<'s> {
                 report(Progress::Computed { done: computed, total: total_missing });
             },
         );
-        journal.finish()?;
-        cache.merge_parts(MERGE_PARTS_ABOVE)?;
+        if let Some(j) = journal {
+            j.finish()?;
+            cache.merge_parts(MERGE_PARTS_ABOVE)?;
+        }
         if let Some(e) = error {
             return Err(e);
         }
