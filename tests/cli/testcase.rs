@@ -11,8 +11,14 @@ fn lorenz_regimes_from_the_command_line() {
     let run = || -> Value {
         serde_json::from_str(ok(&["testcase", "lorenz", "--store", &store, "--json"], tmp.path()).trim()).expect("json")
     };
-    let first = run();
+    let v = run();
+    let first = v["regimes"].clone();
     assert_eq!((first["computed"].as_u64(), first["cached"].as_u64()), (Some(108), Some(0)));
+    assert_eq!((v["noise"]["computed"].as_u64(), v["noise"]["cached"].as_u64()), (Some(756), Some(0)));
+    for m in v["noise"]["metrics"].as_array().expect("metrics") {
+        let mean = &m["mixed"]["mean"];
+        assert!(mean[0].as_f64() > mean[1].as_f64() && mean[1].as_f64() > mean[2].as_f64(), "{m}");
+    }
     let m = |v: &Value, name: &str, field: &str| -> f64 {
         v["metrics"]
             .as_array()
@@ -24,10 +30,14 @@ fn lorenz_regimes_from_the_command_line() {
         assert!(m(&first, "dsa", "auc") >= m(&first, other, "auc"), "{first}");
     }
     assert_eq!(first["systems"].as_array().map(Vec::len), Some(9));
-    let second = run();
+    let v2 = run();
+    let second = v2["regimes"].clone();
     assert_eq!((second["computed"].as_u64(), second["cached"].as_u64()), (Some(0), Some(108)));
+    assert_eq!((v2["noise"]["computed"].as_u64(), v2["noise"]["cached"].as_u64()), (Some(0), Some(756)));
+    assert_eq!(v["noise"]["metrics"], v2["noise"]["metrics"]);
     assert_eq!(first["metrics"], second["metrics"], "the cache gives the same matrices");
     // The table form names every metric.
     let table = ok(&["testcase", "lorenz", "--store", &store], tmp.path());
     assert!(table.contains("dsa") && table.contains("procrustes") && table.contains("cka") && table.contains("AUC"));
+    assert!(table.contains("model2 vs model3") && table.contains("epoch 3"), "{table}");
 }

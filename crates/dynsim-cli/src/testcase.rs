@@ -1,7 +1,8 @@
 //! `dynsim testcase lorenz`: the seed study's Lorenz test case on a store.
 //!
-//! So far Test A (regimes): the 9 systems are simulated into the store, compared all-pairs
-//! with DSA, Procrustes and CKA through the result cache, and summarised per metric.
+//! Test A (regimes: 9 systems compared all-pairs, within vs across regime) and Test B
+//! (noise and mixing shrinking over 3 epochs), simulated into the store and compared with
+//! DSA, Procrustes and CKA through the result cache, summarised per metric.
 
 use std::time::Instant;
 
@@ -61,7 +62,12 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     }
     let t0 = Instant::now();
     let test = run(&store, preset)?;
+    let seconds_a = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let b = dynsim_testcases::noise::run(&store, preset)?;
+    let seconds_b = t1.elapsed().as_secs_f64();
     let seconds = t0.elapsed().as_secs_f64();
+    let course = |c: &dynsim_testcases::noise::Course| json!({"mean": c.mean, "sem": c.sem, "r2": c.r2, "slope": c.slope, "gap": c.gap});
     if a.json {
         let metrics: Vec<_> = test
             .results
@@ -75,17 +81,25 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
             })
             .collect();
         let systems: Vec<_> = test.systems.iter().map(|(g, r)| json!({"regime": g.name(), "r": r})).collect();
+        let noise: Vec<_> = b
+            .results
+            .iter()
+            .map(|r| json!({"metric": r.metric, "noise_only": course(&r.noise_only), "mixed": course(&r.mixed)}))
+            .collect();
         return println(
             &json!({
-                "test": "lorenz regimes (A)", "trajectories": preset.trajectories, "steps": preset.steps,
-                "systems": systems, "metrics": metrics, "computed": test.computed, "cached": test.cached,
-                "seconds": seconds,
+                "trajectories": preset.trajectories, "steps": preset.steps, "seconds": seconds,
+                "regimes": {
+                    "systems": systems, "metrics": metrics, "computed": test.computed, "cached": test.cached,
+                    "seconds": seconds_a,
+                },
+                "noise": { "metrics": noise, "computed": b.computed, "cached": b.cached, "seconds": seconds_b },
             })
             .to_string(),
         );
     }
     println(&format!(
-        "Lorenz regimes (test A): 9 systems x {} trajectories x {} steps; {} pairs x metrics computed, {} cached, {seconds:.1} s",
+        "Lorenz regimes (test A): 9 systems x {} trajectories x {} steps; {} pairs x metrics computed, {} cached, {seconds_a:.1} s",
         preset.trajectories, preset.steps, test.computed, test.cached
     ))?;
     println(&format!("{:<12} {:>8} {:>8} {:>7} {:>6}", "metric", "within", "across", "ratio", "AUC"))?;
@@ -93,5 +107,29 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         let s = r.separation;
         println(&format!("{:<12} {:>8.3} {:>8.3} {:>7.2} {:>6.3}", r.metric, s.within, s.across, s.ratio, s.auc))?;
     }
-    println("(within / across: mean dissimilarity of systems in the same / different regimes; AUC: chance that an across pair is the more dissimilar)")
+    println("(within / across: mean dissimilarity of systems in the same / different regimes; AUC: chance that an across pair is the more dissimilar)")?;
+    println(&format!(
+        "\nNoise and mixing over epochs (test B): 7 patterns, 42 ordered pairs x 3 epochs; {} computed, {} cached, {seconds_b:.1} s",
+        b.computed, b.cached
+    ))?;
+    println(&format!(
+        "{:<12} {:<18} {:>15} {:>15} {:>15} {:>6} {:>7}",
+        "metric", "comparison", "epoch 1", "epoch 2", "epoch 3", "R2", "gap"
+    ))?;
+    for r in &b.results {
+        for (what, c) in [("model1 vs model2", &r.noise_only), ("model2 vs model3", &r.mixed)] {
+            let cell = |e: usize| format!("{:.3} ± {:.3}", c.mean[e], c.sem[e]);
+            println(&format!(
+                "{:<12} {:<18} {:>15} {:>15} {:>15} {:>6.3} {:>7.3}",
+                r.metric,
+                what,
+                cell(0),
+                cell(1),
+                cell(2),
+                c.r2,
+                c.gap
+            ))?;
+        }
+    }
+    println(&format!("total {seconds:.1} s"))
 }

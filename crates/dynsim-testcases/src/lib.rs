@@ -12,5 +12,6 @@
 #![warn(missing_docs)]
 
 pub mod lorenz;
+pub mod noise;
 pub mod regimes;
 pub mod separation;
