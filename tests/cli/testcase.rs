@@ -40,4 +40,7 @@ fn lorenz_regimes_from_the_command_line() {
     let table = ok(&["testcase", "lorenz", "--store", &store], tmp.path());
     assert!(table.contains("dsa") && table.contains("procrustes") && table.contains("cka") && table.contains("AUC"));
     assert!(table.contains("model2 vs model3") && table.contains("epoch 3"), "{table}");
+    assert!(table.contains("3 shared"), "{table}");
+    assert_eq!(v["motifs"]["pairs_by_shared"], serde_json::json!([540, 1080, 150]));
+    assert_eq!(v2["motifs"]["cached"].as_u64(), Some(1770 * 3));
 }

@@ -66,6 +66,9 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     let t1 = Instant::now();
     let b = dynsim_testcases::noise::run(&store, preset)?;
     let seconds_b = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let motifs = dynsim_testcases::motifs::run(&store, preset)?;
+    let seconds_m = t2.elapsed().as_secs_f64();
     let seconds = t0.elapsed().as_secs_f64();
     let course = |c: &dynsim_testcases::noise::Course| json!({"mean": c.mean, "sem": c.sem, "r2": c.r2, "slope": c.slope, "gap": c.gap});
     if a.json {
@@ -94,6 +97,11 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
                     "seconds": seconds_a,
                 },
                 "noise": { "metrics": noise, "computed": b.computed, "cached": b.cached, "seconds": seconds_b },
+                "motifs": {
+                    "metrics": motifs.results.iter().map(|r| json!({"metric": r.metric, "by_shared": course(&r.by_shared)})).collect::<Vec<_>>(),
+                    "pairs_by_shared": motifs.pairs, "computed": motifs.computed, "cached": motifs.cached,
+                    "seconds": seconds_m,
+                },
             })
             .to_string(),
         );
@@ -130,6 +138,27 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
                 c.gap
             ))?;
         }
+    }
+    println(&format!(
+        "\nMotif compositions: 60 sequences of 3 of 5 motifs, 1770 pairs ({} / {} / {} sharing 1 / 2 / 3 motifs); {} computed, {} cached, {seconds_m:.1} s",
+        motifs.pairs[0], motifs.pairs[1], motifs.pairs[2], motifs.computed, motifs.cached
+    ))?;
+    println(&format!(
+        "{:<12} {:>17} {:>17} {:>17} {:>6} {:>7}",
+        "metric", "1 shared", "2 shared", "3 shared", "R2", "gap"
+    ))?;
+    for r in &motifs.results {
+        let c = &r.by_shared;
+        let cell = |k: usize| format!("{:.4} ± {:.4}", c.mean[k], c.sem[k]);
+        println(&format!(
+            "{:<12} {:>17} {:>17} {:>17} {:>6.3} {:>7.4}",
+            r.metric,
+            cell(0),
+            cell(1),
+            cell(2),
+            c.r2,
+            c.gap
+        ))?;
     }
     println(&format!("total {seconds:.1} s"))
 }

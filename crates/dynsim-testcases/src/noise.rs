@@ -143,7 +143,9 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
     Ok(())
 }
 
-fn course(epoch: &[f64], value: &[f64]) -> Result<Course, TestcaseError> {
+/// Mean and SEM of `value` at each level 1, 2, 3 of `epoch`, and the least-squares line of
+/// `value` against `epoch` (R², slope); `gap` is level 1 minus level 3.
+pub(crate) fn course(epoch: &[f64], value: &[f64]) -> Result<Course, TestcaseError> {
     let (mut mean, mut sem) = ([0.0; 3], [0.0; 3]);
     for e in 0..3 {
         let v: Vec<f64> = epoch.iter().zip(value).filter(|(x, _)| **x == (e + 1) as f64).map(|(_, y)| *y).collect();

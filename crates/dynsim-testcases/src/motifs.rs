@@ -1,0 +1,263 @@
+//! Motif compositions: does a metric see two trajectories as more alike the more building
+//! blocks (motifs) they share, whatever the order?
+//!
+//! Five motifs, each `trajectories x steps x 3`, drawn once per motif (the same realisation
+//! in every composition that uses it; seeds derived from the preset's seed):
+//!
+//! 1. `line`: `p0 + (t / (steps - 1)) v`, `p0` uniform in `[0, 1)^3`, `v` a uniform random
+//!    direction of length 1.
+//! 2. `curve`: a circular arc of radius 0.5 through 270 degrees around `p0`, in the plane of
+//!    two random orthonormal directions (Gram-Schmidt of two Gaussian vectors).
+//! 3. `lorenz_stable`: the Lorenz system with `r = 10` (two stable attractors).
+//! 4. `lorenz_chaos`: the Lorenz system with `r = 28` (the chaotic butterfly).
+//!    Both are simulated and scaled into the unit volume as in [`crate::lorenz::simulate`].
+//! 5. `path`: line, quarter circle, line, quarter circle (a quarter of the steps each), each
+//!    piece starting where the last one ended, with random directions.
+//!
+//! A composition is an ordered sequence of 3 distinct motifs (5 x 4 x 3 = 60), concatenated
+//! in time (`3 x steps` points): each motif is translated so that it starts where the
+//! previous one ended. Two compositions share 1, 2 or 3 motifs (as sets; any two sets of 3
+//! out of 5 share at least one). All pairs of the 60 compositions (1,770) are compared, and
+//! per metric the mean and SEM of the dissimilarity is reported per number of shared motifs,
+//! with the least-squares R² and slope against that number.
+
+use std::collections::HashMap;
+
+use dynsim_query::{Comparison, QueryError, Selection};
+use dynsim_store::keys::parse_assignment;
+use dynsim_store::{IngestOptions, Store};
+use ndarray::{s, Array3, Axis};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::lorenz::simulate;
+use crate::noise::{course, Course};
+use crate::regimes::{metrics, Preset, TestcaseError};
+
+/// The motif names, in order.
+pub const MOTIFS: [&str; 5] = ["line", "curve", "lorenz_stable", "lorenz_chaos", "path"];
+
+fn unit(rng: &mut ChaCha8Rng) -> [f64; 3] {
+    loop {
+        let v: [f64; 3] = [rng.sample(StandardNormal), rng.sample(StandardNormal), rng.sample(StandardNormal)];
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        if n > 1e-9 {
+            return [v[0] / n, v[1] / n, v[2] / n];
+        }
+    }
+}
+
+/// Two orthonormal directions.
+fn plane(rng: &mut ChaCha8Rng) -> ([f64; 3], [f64; 3]) {
+    let a = unit(rng);
+    loop {
+        let b = unit(rng);
+        let d = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+        let c = [b[0] - d * a[0], b[1] - d * a[1], b[2] - d * a[2]];
+        let n = (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt();
+        if n > 1e-6 {
+            return (a, [c[0] / n, c[1] / n, c[2] / n]);
+        }
+    }
+}
+
+/// Points `0..n` of an arc of radius `rho` through `angle`, starting at `start`, in the plane
+/// `(e1, e2)`: the centre is `start - rho e1`.
+fn arc(start: [f64; 3], e: ([f64; 3], [f64; 3]), rho: f64, angle: f64, n: usize) -> Vec<[f64; 3]> {
+    let (e1, e2) = e;
+    (0..n)
+        .map(|t| {
+            let th = angle * t as f64 / (n.max(2) - 1) as f64;
+            let (c, s) = (th.cos() - 1.0, th.sin());
+            [0, 1, 2].map(|k| start[k] + rho * (c * e1[k] + s * e2[k]))
+        })
+        .collect()
+}
+
+fn line(start: [f64; 3], v: [f64; 3], len: f64, n: usize) -> Vec<[f64; 3]> {
+    (0..n).map(|t| [0, 1, 2].map(|k| start[k] + len * v[k] * t as f64 / (n.max(2) - 1) as f64)).collect()
+}
+
+/// One motif, `trajectories x steps x 3` (see the module docs).
+pub fn motif(index: usize, trajectories: usize, steps: usize, seed: u64) -> Array3<f64> {
+    match index {
+        2 => return simulate(10.0, trajectories, steps, seed),
+        3 => return simulate(28.0, trajectories, steps, seed),
+        _ => {}
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Array3::zeros((trajectories, steps, 3));
+    for k in 0..trajectories {
+        let p0 = [rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>()];
+        let pts = match index {
+            0 => line(p0, unit(&mut rng), 1.0, steps),
+            1 => arc(p0, plane(&mut rng), 0.5, 1.5 * std::f64::consts::PI, steps),
+            _ => {
+                let q = steps / 4;
+                let sizes = [q, q, q, steps - 3 * q];
+                let mut pts: Vec<[f64; 3]> = Vec::with_capacity(steps);
+                let mut at = p0;
+                for (piece, n) in sizes.into_iter().enumerate() {
+                    let seg = if piece % 2 == 0 {
+                        line(at, unit(&mut rng), 0.5, n)
+                    } else {
+                        arc(at, plane(&mut rng), 0.3, std::f64::consts::FRAC_PI_2, n)
+                    };
+                    if let Some(last) = seg.last() {
+                        at = *last;
+                    }
+                    pts.extend(seg);
+                }
+                pts
+            }
+        };
+        for (t, p) in pts.iter().enumerate().take(steps) {
+            for c in 0..3 {
+                out[[k, t, c]] = p[c];
+            }
+        }
+    }
+    out
+}
+
+/// Concatenate motifs in time, each translated to start where the previous one ended.
+pub fn compose(parts: &[&Array3<f64>]) -> Array3<f64> {
+    let (trials, steps, _) = parts[0].dim();
+    let mut out = Array3::zeros((trials, steps * parts.len(), 3));
+    for (i, m) in parts.iter().enumerate() {
+        let mut piece = (*m).to_owned();
+        if i > 0 {
+            let end = out.slice(s![.., i * steps - 1, ..]).to_owned();
+            let start = piece.index_axis(Axis(1), 0).to_owned();
+            let shift = &end - &start;
+            for mut t in piece.axis_iter_mut(Axis(1)) {
+                t += &shift;
+            }
+        }
+        out.slice_mut(s![.., i * steps..(i + 1) * steps, ..]).assign(&piece);
+    }
+    out
+}
+
+/// The 60 compositions: ordered triples of distinct motif indexes.
+pub fn compositions() -> Vec<[usize; 3]> {
+    let mut out = Vec::new();
+    for a in 0..5 {
+        for b in 0..5 {
+            for c in 0..5 {
+                if a != b && b != c && a != c {
+                    out.push([a, b, c]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Motifs two compositions share (as sets).
+pub fn shared(a: &[usize; 3], b: &[usize; 3]) -> usize {
+    a.iter().filter(|m| b.contains(m)).count()
+}
+
+/// One metric's result: the dissimilarity per number of shared motifs (`mean[k]` for
+/// `k + 1` shared; `gap` = 1 shared minus 3 shared).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotifResult {
+    /// The metric name.
+    pub metric: String,
+    /// Mean, SEM, R², slope and gap against the number of shared motifs.
+    pub by_shared: Course,
+}
+
+/// The outcome of the motif test.
+#[derive(Debug, Clone)]
+pub struct MotifTest {
+    /// One result per metric, in [`metrics`] order.
+    pub results: Vec<MotifResult>,
+    /// Pairs per number of shared motifs (1, 2, 3).
+    pub pairs: [usize; 3],
+    /// Pairs x metrics answered from the cache.
+    pub cached: usize,
+    /// Pairs x metrics computed in this run.
+    pub computed: usize,
+}
+
+/// Make and ingest the 60 compositions (already present ones add nothing).
+pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
+    let dir = tempfile::tempdir()?;
+    let motifs: Vec<Array3<f64>> =
+        (0..5).map(|i| motif(i, preset.trajectories, preset.steps, preset.seed * 1000 + 500 + i as u64)).collect();
+    for (n, c) in compositions().iter().enumerate() {
+        let x = compose(&[&motifs[c[0]], &motifs[c[1]], &motifs[c[2]]]);
+        let f = dir.path().join(format!("motifs_{n}.npy"));
+        dynsim_store::write_npy(&f, x.view().into_dyn())?;
+        let mut opts = IngestOptions::default();
+        for kv in [
+            "model=motifs".to_string(),
+            "task=lorenz_motifs".to_string(),
+            format!("condition={}-{}-{}", MOTIFS[c[0]], MOTIFS[c[1]], MOTIFS[c[2]]),
+            format!("motif1={}", MOTIFS[c[0]]),
+            format!("motif2={}", MOTIFS[c[1]]),
+            format!("motif3={}", MOTIFS[c[2]]),
+            format!("seed={}", preset.seed),
+            format!("trajectories={}", preset.trajectories),
+        ] {
+            let (k, v) = parse_assignment(&kv)?;
+            opts.keys.insert(k, v);
+        }
+        store.ingest(&[f], &opts, &mut |_| {})?;
+    }
+    Ok(())
+}
+
+/// Run the motif test on `store`.
+pub fn run(store: &Store, preset: Preset) -> Result<MotifTest, TestcaseError> {
+    ingest(store, preset)?;
+    let sel = Selection::all(store)?.filter_sql(&format!(
+        "task = 'lorenz_motifs' AND seed = {} AND trajectories = {} AND n_time = {}",
+        preset.seed,
+        preset.trajectories,
+        3 * preset.steps
+    ))?;
+    let mut cmp = Comparison::all_pairs(store, sel);
+    let specs = metrics();
+    for m in &specs {
+        cmp = cmp.metric(m.clone());
+    }
+    let out = cmp.collect_with(Default::default())?;
+    let df = &out.frame;
+    let strs = |c: &str| -> Result<Vec<String>, TestcaseError> {
+        let s = df.column(c).map_err(QueryError::from)?.str().map_err(QueryError::from)?.clone();
+        Ok((0..s.len()).map(|i| s.get(i).unwrap_or_default().to_string()).collect())
+    };
+    let index: HashMap<&str, usize> = MOTIFS.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let side = |p: &str| -> Result<Vec<[usize; 3]>, TestcaseError> {
+        let cols = [strs(&format!("{p}_motif1"))?, strs(&format!("{p}_motif2"))?, strs(&format!("{p}_motif3"))?];
+        Ok((0..df.height())
+            .map(|i| [0, 1, 2].map(|k| index.get(cols[k][i].as_str()).copied().unwrap_or(usize::MAX)))
+            .collect())
+    };
+    let (left, right, hash) = (side("left")?, side("right")?, strs("param_hash")?);
+    let value = df.column("value").map_err(QueryError::from)?.f64().map_err(QueryError::from)?.clone();
+    let mut results = Vec::new();
+    let mut pairs = [0; 3];
+    for (mi, spec) in specs.iter().enumerate() {
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..df.height() {
+            if hash[i] != spec.param_hash() {
+                continue;
+            }
+            let k = shared(&left[i], &right[i]);
+            if let (1..=3, Some(v)) = (k, value.get(i)) {
+                x.push(k as f64);
+                y.push(v);
+                if mi == 0 {
+                    pairs[k - 1] += 1;
+                }
+            }
+        }
+        results.push(MotifResult { metric: spec.name().to_string(), by_shared: course(&x, &y)? });
+    }
+    Ok(MotifTest { results, pairs, cached: out.cached, computed: out.computed })
+}
