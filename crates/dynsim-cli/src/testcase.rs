@@ -49,6 +49,12 @@ struct LorenzArgs {
     json: bool,
 }
 
+/// `mean ± sem` for the three levels, then R² and the gap, as table cells.
+fn course_cells(c: &dynsim_testcases::noise::Course, digits: usize, width: usize) -> String {
+    let cell = |k: usize| format!("{:.digits$} ± {:.digits$}", c.mean[k], c.sem[k]);
+    format!("{:>width$} {:>width$} {:>width$} {:>6.3} {:>7.digits$}", cell(0), cell(1), cell(2), c.r2, c.gap)
+}
+
 /// Run `dynsim testcase`.
 pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     let Which::Lorenz(a) = args.which;
@@ -126,17 +132,7 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     ))?;
     for r in &b.results {
         for (what, c) in [("model1 vs model2", &r.noise_only), ("model2 vs model3", &r.mixed)] {
-            let cell = |e: usize| format!("{:.3} ± {:.3}", c.mean[e], c.sem[e]);
-            println(&format!(
-                "{:<12} {:<18} {:>15} {:>15} {:>15} {:>6.3} {:>7.3}",
-                r.metric,
-                what,
-                cell(0),
-                cell(1),
-                cell(2),
-                c.r2,
-                c.gap
-            ))?;
+            println(&format!("{:<12} {:<18} {}", r.metric, what, course_cells(c, 3, 15)))?;
         }
     }
     println(&format!(
@@ -148,17 +144,7 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         "metric", "1 shared", "2 shared", "3 shared", "R2", "gap"
     ))?;
     for r in &motifs.results {
-        let c = &r.by_shared;
-        let cell = |k: usize| format!("{:.4} ± {:.4}", c.mean[k], c.sem[k]);
-        println(&format!(
-            "{:<12} {:>17} {:>17} {:>17} {:>6.3} {:>7.4}",
-            r.metric,
-            cell(0),
-            cell(1),
-            cell(2),
-            c.r2,
-            c.gap
-        ))?;
+        println(&format!("{:<12} {}", r.metric, course_cells(&r.by_shared, 4, 17)))?;
     }
     println(&format!("total {seconds:.1} s"))
 }

@@ -23,9 +23,8 @@
 
 use std::collections::HashMap;
 
-use dynsim_query::{Comparison, QueryError, Selection};
-use dynsim_store::keys::parse_assignment;
-use dynsim_store::{IngestOptions, Store};
+use dynsim_query::{Comparison, QueryError};
+use dynsim_store::Store;
 use ndarray::{s, Array3, Axis};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -33,7 +32,7 @@ use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
 use crate::noise::{course, Course};
-use crate::regimes::{metrics, Preset, TestcaseError};
+use crate::regimes::{metrics, put, select, strings, with_metrics, Preset, TestcaseError};
 
 /// The motif names, in order.
 pub const MOTIFS: [&str; 5] = ["line", "curve", "lorenz_stable", "lorenz_chaos", "path"];
@@ -190,10 +189,7 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
         (0..5).map(|i| motif(i, preset.trajectories, preset.steps, preset.seed * 1000 + 500 + i as u64)).collect();
     for (n, c) in compositions().iter().enumerate() {
         let x = compose(&[&motifs[c[0]], &motifs[c[1]], &motifs[c[2]]]);
-        let f = dir.path().join(format!("motifs_{n}.npy"));
-        dynsim_store::write_npy(&f, x.view().into_dyn())?;
-        let mut opts = IngestOptions::default();
-        for kv in [
+        let keys = [
             "model=motifs".to_string(),
             "task=lorenz_motifs".to_string(),
             format!("condition={}-{}-{}", MOTIFS[c[0]], MOTIFS[c[1]], MOTIFS[c[2]]),
@@ -202,11 +198,8 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
             format!("motif3={}", MOTIFS[c[2]]),
             format!("seed={}", preset.seed),
             format!("trajectories={}", preset.trajectories),
-        ] {
-            let (k, v) = parse_assignment(&kv)?;
-            opts.keys.insert(k, v);
-        }
-        store.ingest(&[f], &opts, &mut |_| {})?;
+        ];
+        put(store, dir.path(), &format!("motifs_{n}"), &x, &keys)?;
     }
     Ok(())
 }
@@ -214,23 +207,11 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
 /// Run the motif test on `store`.
 pub fn run(store: &Store, preset: Preset) -> Result<MotifTest, TestcaseError> {
     ingest(store, preset)?;
-    let sel = Selection::all(store)?.filter_sql(&format!(
-        "task = 'lorenz_motifs' AND seed = {} AND trajectories = {} AND n_time = {}",
-        preset.seed,
-        preset.trajectories,
-        3 * preset.steps
-    ))?;
-    let mut cmp = Comparison::all_pairs(store, sel);
+    let sel = select(store, "lorenz_motifs", preset, 3 * preset.steps)?;
     let specs = metrics();
-    for m in &specs {
-        cmp = cmp.metric(m.clone());
-    }
-    let out = cmp.collect_with(Default::default())?;
+    let out = with_metrics(Comparison::all_pairs(store, sel)).collect_with(Default::default())?;
     let df = &out.frame;
-    let strs = |c: &str| -> Result<Vec<String>, TestcaseError> {
-        let s = df.column(c).map_err(QueryError::from)?.str().map_err(QueryError::from)?.clone();
-        Ok((0..s.len()).map(|i| s.get(i).unwrap_or_default().to_string()).collect())
-    };
+    let strs = |c: &str| strings(df, c);
     let index: HashMap<&str, usize> = MOTIFS.iter().enumerate().map(|(i, m)| (*m, i)).collect();
     let side = |p: &str| -> Result<Vec<[usize; 3]>, TestcaseError> {
         let cols = [strs(&format!("{p}_motif1"))?, strs(&format!("{p}_motif2"))?, strs(&format!("{p}_motif3"))?];

@@ -22,16 +22,15 @@
 
 use dynsim_query::polars::prelude::*;
 use dynsim_query::stats::{linear_regression, mean_sem};
-use dynsim_query::{Comparison, QueryError, Selection};
-use dynsim_store::keys::parse_assignment;
-use dynsim_store::{IngestOptions, Store};
+use dynsim_query::{Comparison, QueryError};
+use dynsim_store::Store;
 use ndarray::{s, Array3};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
-use crate::regimes::{metrics, Preset, TestcaseError};
+use crate::regimes::{metrics, put, select, with_metrics, Preset, TestcaseError};
 
 /// The patterns: `r` of the Lorenz systems used.
 pub const PATTERNS: [f64; 7] = [0.5, 5.0, 10.0, 15.0, 30.0, 40.0, 50.0];
@@ -90,15 +89,6 @@ pub struct TestB {
     pub computed: usize,
 }
 
-fn keys(kv: &[String]) -> Result<IngestOptions, TestcaseError> {
-    let mut opts = IngestOptions::default();
-    for a in kv {
-        let (k, v) = parse_assignment(a)?;
-        opts.keys.insert(k, v);
-    }
-    Ok(opts)
-}
-
 /// Simulate and ingest every recording of Test B for `preset` (already present ones add
 /// nothing).
 pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
@@ -122,10 +112,7 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
                     ("model3", mix(&noisy(p, NOISE[e], base + 3), q, MIXING[e])),
                 ];
                 for (name, x) in models {
-                    let f = dir.path().join(format!("noise_{n}.npy"));
-                    n += 1;
-                    dynsim_store::write_npy(&f, x.view().into_dyn())?;
-                    let opts = keys(&[
+                    let keys = [
                         format!("model={name}"),
                         "task=lorenz_noise".into(),
                         format!("checkpoint={}", e + 1),
@@ -134,8 +121,9 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
                         format!("second_r={:?}", PATTERNS[qi]),
                         format!("seed={}", preset.seed),
                         format!("trajectories={}", preset.trajectories),
-                    ])?;
-                    store.ingest(&[f], &opts, &mut |_| {})?;
+                    ];
+                    put(store, dir.path(), &format!("noise_{n}"), &x, &keys)?;
+                    n += 1;
                 }
             }
         }
@@ -161,17 +149,11 @@ pub(crate) fn course(epoch: &[f64], value: &[f64]) -> Result<Course, TestcaseErr
 /// same patterns and epoch, and summarise per metric.
 pub fn run(store: &Store, preset: Preset) -> Result<TestB, TestcaseError> {
     ingest(store, preset)?;
-    let base = format!(
-        "task = 'lorenz_noise' AND seed = {} AND trajectories = {} AND n_time = {}",
-        preset.seed, preset.trajectories, preset.steps
-    );
-    let left = Selection::all(store)?.filter_sql(&format!("{base} AND model = 'model2'"))?;
-    let right = Selection::all(store)?.filter_sql(&format!("{base} AND model IN ('model1', 'model3')"))?;
-    let mut cmp = Comparison::bipartite(store, left, right).on(["pattern_r", "second_r", "checkpoint"]);
+    let base = select(store, "lorenz_noise", preset, preset.steps)?;
+    let left = base.clone().filter_sql("model = 'model2'")?;
+    let right = base.filter_sql("model IN ('model1', 'model3')")?;
+    let cmp = with_metrics(Comparison::bipartite(store, left, right).on(["pattern_r", "second_r", "checkpoint"]));
     let specs = metrics();
-    for m in &specs {
-        cmp = cmp.metric(m.clone());
-    }
     let out = cmp.collect_with(Default::default())?;
     let mut results = Vec::new();
     for spec in &specs {

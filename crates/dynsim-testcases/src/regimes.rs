@@ -87,6 +87,50 @@ pub enum TestcaseError {
     Io(#[from] std::io::Error),
 }
 
+/// Write `x` as a `.npy` file in `dir` and ingest it with the `k=v` keys (parsed as
+/// `--key` does; an identical recording with the same keys adds nothing).
+pub(crate) fn put(
+    store: &Store,
+    dir: &std::path::Path,
+    name: &str,
+    x: &ndarray::Array3<f64>,
+    keys: &[String],
+) -> Result<(), TestcaseError> {
+    let f = dir.join(format!("{name}.npy"));
+    dynsim_store::write_npy(&f, x.view().into_dyn())?;
+    let mut opts = IngestOptions::default();
+    for kv in keys {
+        let (k, v) = parse_assignment(kv)?;
+        opts.keys.insert(k, v);
+    }
+    store.ingest(&[f], &opts, &mut |_| {})?;
+    Ok(())
+}
+
+/// The recordings of one test case and preset: `task = '<task>'` with the preset's seed,
+/// trajectories and `n_time`.
+pub(crate) fn select(store: &Store, task: &str, preset: Preset, n_time: usize) -> Result<Selection, TestcaseError> {
+    Ok(Selection::all(store)?.filter_sql(&format!(
+        "task = '{task}' AND seed = {} AND trajectories = {} AND n_time = {n_time}",
+        preset.seed, preset.trajectories
+    ))?)
+}
+
+/// A comparison with every metric of [`metrics`].
+pub(crate) fn with_metrics(mut cmp: Comparison<'_>) -> Comparison<'_> {
+    for m in metrics() {
+        cmp = cmp.metric(m);
+    }
+    cmp
+}
+
+/// A column of `df` as strings (nulls as empty strings).
+pub(crate) fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>, TestcaseError> {
+    let s = df.column(c).map_err(QueryError::from)?.cast(&DataType::String).map_err(QueryError::from)?;
+    let s = s.str().map_err(QueryError::from)?.clone();
+    Ok((0..s.len()).map(|i| s.get(i).unwrap_or_default().to_string()).collect())
+}
+
 /// Simulate and ingest the 9 systems of `preset` (a no-op for recordings already in the
 /// store: same content and keys add nothing).
 pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
@@ -94,21 +138,15 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
     let systems: Vec<(Regime, f64)> = Regime::ALL.iter().flat_map(|g| g.rs().map(|r| (*g, r))).collect();
     for (i, (regime, r)) in systems.iter().enumerate() {
         let x = simulate(*r, preset.trajectories, preset.steps, preset.seed * 1000 + i as u64);
-        let f = dir.path().join(format!("lorenz_{i}.npy"));
-        dynsim_store::write_npy(&f, x.view().into_dyn())?;
-        let mut opts = IngestOptions::default();
-        for kv in [
+        let keys = [
             "model=lorenz".to_string(),
             "task=lorenz_regimes".to_string(),
             format!("condition={}", regime.name()),
             format!("r={r:?}"),
             format!("seed={}", preset.seed),
             format!("trajectories={}", preset.trajectories),
-        ] {
-            let (k, v) = parse_assignment(&kv)?;
-            opts.keys.insert(k, v);
-        }
-        store.ingest(&[f], &opts, &mut |_| {})?;
+        ];
+        put(store, dir.path(), &format!("lorenz_{i}"), &x, &keys)?;
     }
     Ok(())
 }
@@ -118,10 +156,7 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
 pub fn run(store: &Store, preset: Preset) -> Result<TestA, TestcaseError> {
     ingest(store, preset)?;
     let systems: Vec<(Regime, f64)> = Regime::ALL.iter().flat_map(|g| g.rs().map(|r| (*g, r))).collect();
-    let sel = Selection::all(store)?.filter_sql(&format!(
-        "task = 'lorenz_regimes' AND seed = {} AND trajectories = {} AND n_time = {}",
-        preset.seed, preset.trajectories, preset.steps
-    ))?;
+    let sel = select(store, "lorenz_regimes", preset, preset.steps)?;
     // Matrix row of each selected recording, by its key r.
     let catalog = store.catalog()?;
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -131,19 +166,10 @@ pub fn run(store: &Store, preset: Preset) -> Result<TestA, TestcaseError> {
             index.insert(id, i);
         }
     }
-    let mut cmp = Comparison::all_pairs(store, sel);
     let specs = metrics();
-    for m in &specs {
-        cmp = cmp.metric(m.clone());
-    }
-    let out = cmp.collect_with(Default::default())?;
+    let out = with_metrics(Comparison::all_pairs(store, sel)).collect_with(Default::default())?;
     let df = &out.frame;
-    let col = |c: &str| -> Result<Vec<String>, TestcaseError> {
-        let s = df.column(c).map_err(QueryError::from)?.cast(&DataType::String).map_err(QueryError::from)?;
-        let s = s.str().map_err(QueryError::from)?.clone();
-        Ok((0..s.len()).map(|i| s.get(i).unwrap_or_default().to_string()).collect())
-    };
-    let (left, right, metric) = (col("left_id")?, col("right_id")?, col("param_hash")?);
+    let (left, right, metric) = (strings(df, "left_id")?, strings(df, "right_id")?, strings(df, "param_hash")?);
     let value = df.column("value").map_err(QueryError::from)?.f64().map_err(QueryError::from)?.clone();
     let labels: Vec<Regime> = systems.iter().map(|s| s.0).collect();
     let mut results = Vec::new();
