@@ -8,8 +8,10 @@ use super::store::ok;
 fn lorenz_regimes_from_the_command_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("s").display().to_string();
+    let out = tmp.path().join("report").display().to_string();
     let run = || -> Value {
-        serde_json::from_str(ok(&["testcase", "lorenz", "--store", &store, "--json"], tmp.path()).trim()).expect("json")
+        serde_json::from_str(ok(&["testcase", "lorenz", "--store", &store, "--out", &out, "--json"], tmp.path()).trim())
+            .expect("json")
     };
     let v = run();
     let first = v["regimes"].clone();
@@ -30,6 +32,22 @@ fn lorenz_regimes_from_the_command_line() {
         assert!(m(&first, "dsa", "auc") >= m(&first, other, "auc"), "{first}");
     }
     assert_eq!(first["systems"].as_array().map(Vec::len), Some(9));
+    // 12 figures and the report, each complete.
+    let files: Vec<String> =
+        v["report"].as_array().expect("files").iter().filter_map(|f| f.as_str().map(String::from)).collect();
+    assert_eq!(files.len(), 13);
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("report file");
+        if f.ends_with(".svg") {
+            assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>") && !text.contains("NaN"), "{f}");
+        } else {
+            assert!(text.contains("## Test A") && text.contains("## Test B") && text.contains("## Motif"), "{text}");
+            for svg in files.iter().filter(|g| g.ends_with(".svg")) {
+                let name = std::path::Path::new(svg).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                assert!(text.contains(name), "report.md links {name}");
+            }
+        }
+    }
     let v2 = run();
     let second = v2["regimes"].clone();
     assert_eq!((second["computed"].as_u64(), second["cached"].as_u64()), (Some(0), Some(108)));

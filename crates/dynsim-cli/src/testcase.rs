@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use dynsim_store::Store;
 use dynsim_testcases::regimes::{run, Preset};
@@ -44,6 +44,10 @@ struct LorenzArgs {
     preset: PresetArg,
     #[command(flatten)]
     store: StoreArg,
+    /// Folder for the figures (SVG: matrices, box plots, lines with error bars) and
+    /// report.md.
+    #[arg(long, default_value = "lorenz-report")]
+    out: std::path::PathBuf,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -75,6 +79,8 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     let t2 = Instant::now();
     let motifs = dynsim_testcases::motifs::run(&store, preset)?;
     let seconds_m = t2.elapsed().as_secs_f64();
+    let files = dynsim_testcases::report::write_report(&a.out, preset, &test, &b, &motifs)
+        .with_context(|| format!("writing the report into {}", a.out.display()))?;
     let seconds = t0.elapsed().as_secs_f64();
     let course = |c: &dynsim_testcases::noise::Course| json!({"mean": c.mean, "sem": c.sem, "r2": c.r2, "slope": c.slope, "gap": c.gap});
     if a.json {
@@ -98,6 +104,7 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         return println(
             &json!({
                 "trajectories": preset.trajectories, "steps": preset.steps, "seconds": seconds,
+                "report": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
                 "regimes": {
                     "systems": systems, "metrics": metrics, "computed": test.computed, "cached": test.cached,
                     "seconds": seconds_a,
@@ -146,5 +153,5 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     for r in &motifs.results {
         println(&format!("{:<12} {}", r.metric, course_cells(&r.by_shared, 4, 17)))?;
     }
-    println(&format!("total {seconds:.1} s"))
+    println(&format!("\n{} figures and report.md in {}; total {seconds:.1} s", files.len() - 1, a.out.display()))
 }

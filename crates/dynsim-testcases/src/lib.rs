@@ -23,4 +23,6 @@ pub mod lorenz;
 pub mod motifs;
 pub mod noise;
 pub mod regimes;
+pub mod report;
 pub mod separation;
+pub mod svg;
