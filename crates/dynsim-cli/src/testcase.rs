@@ -70,17 +70,25 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     if created {
         eprintln!("created a new store in {}", a.store.store.display());
     }
+    // A spinner per step (hidden when stderr is not a terminal).
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar.set_message("test A: simulating 9 Lorenz systems and comparing all pairs");
     let t0 = Instant::now();
     let test = run(&store, preset)?;
+    bar.set_message("test B: 378 noisy and mixed recordings, 756 comparisons");
     let seconds_a = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let b = dynsim_testcases::noise::run(&store, preset)?;
     let seconds_b = t1.elapsed().as_secs_f64();
+    bar.set_message("motifs: 60 compositions, 1770 pairs");
     let t2 = Instant::now();
     let motifs = dynsim_testcases::motifs::run(&store, preset)?;
+    bar.set_message("figures and report");
     let seconds_m = t2.elapsed().as_secs_f64();
     let files = dynsim_testcases::report::write_report(&a.out, preset, &test, &b, &motifs)
         .with_context(|| format!("writing the report into {}", a.out.display()))?;
+    bar.finish_and_clear();
     let seconds = t0.elapsed().as_secs_f64();
     let course = |c: &dynsim_testcases::noise::Course| json!({"mean": c.mean, "sem": c.sem, "r2": c.r2, "slope": c.slope, "gap": c.gap});
     if a.json {
