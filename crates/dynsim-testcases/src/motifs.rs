@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use dynsim_query::{Comparison, QueryError};
+use dynsim_query::Comparison;
 use dynsim_store::Store;
 use ndarray::{s, Array3, Axis};
 use rand::{RngExt, SeedableRng};
@@ -32,7 +32,7 @@ use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
 use crate::noise::{course, Course};
-use crate::regimes::{metrics, put, select, strings, with_metrics, Preset, TestcaseError};
+use crate::regimes::{floats, metrics, put, select, strings, with_metrics, Preset, TestcaseError};
 
 /// The motif names, in order.
 pub const MOTIFS: [&str; 5] = ["line", "curve", "lorenz_stable", "lorenz_chaos", "path"];
@@ -196,10 +196,8 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
             format!("motif1={}", MOTIFS[c[0]]),
             format!("motif2={}", MOTIFS[c[1]]),
             format!("motif3={}", MOTIFS[c[2]]),
-            format!("seed={}", preset.seed),
-            format!("trajectories={}", preset.trajectories),
         ];
-        put(store, dir.path(), &format!("motifs_{n}"), &x, &keys)?;
+        put(store, dir.path(), &format!("motifs_{n}"), &x, preset, &keys)?;
     }
     Ok(())
 }
@@ -220,7 +218,7 @@ pub fn run(store: &Store, preset: Preset) -> Result<MotifTest, TestcaseError> {
             .collect())
     };
     let (left, right, hash) = (side("left")?, side("right")?, strs("param_hash")?);
-    let value = df.column("value").map_err(QueryError::from)?.f64().map_err(QueryError::from)?.clone();
+    let value = floats(df, "value")?;
     let mut results = Vec::new();
     let mut pairs = [0; 3];
     for (mi, spec) in specs.iter().enumerate() {
@@ -230,7 +228,7 @@ pub fn run(store: &Store, preset: Preset) -> Result<MotifTest, TestcaseError> {
                 continue;
             }
             let k = shared(&left[i], &right[i]);
-            if let (1..=3, Some(v)) = (k, value.get(i)) {
+            if let (1..=3, Some(v)) = (k, value[i]) {
                 x.push(k as f64);
                 y.push(v);
                 if mi == 0 {

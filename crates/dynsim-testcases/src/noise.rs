@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
-use crate::regimes::{metrics, put, select, with_metrics, Preset, TestcaseError};
+use crate::regimes::{floats, metrics, put, select, with_metrics, Preset, TestcaseError};
 
 /// The patterns: `r` of the Lorenz systems used.
 pub const PATTERNS: [f64; 7] = [0.5, 5.0, 10.0, 15.0, 30.0, 40.0, 50.0];
@@ -119,10 +119,8 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
                         format!("progress={}", e as f64 / 2.0),
                         format!("pattern_r={:?}", PATTERNS[pi]),
                         format!("second_r={:?}", PATTERNS[qi]),
-                        format!("seed={}", preset.seed),
-                        format!("trajectories={}", preset.trajectories),
                     ];
-                    put(store, dir.path(), &format!("noise_{n}"), &x, &keys)?;
+                    put(store, dir.path(), &format!("noise_{n}"), &x, preset, &keys)?;
                     n += 1;
                 }
             }
@@ -163,14 +161,10 @@ pub fn run(store: &Store, preset: Preset) -> Result<TestB, TestcaseError> {
                 .clone()
                 .lazy()
                 .filter(col("param_hash").eq(lit(spec.param_hash())).and(col("right_model").eq(lit(other))))
-                .select([col("left_checkpoint").cast(DataType::Float64), col("value")])
                 .collect()
                 .map_err(QueryError::from)?;
-            let get = |c: &str| -> Result<Vec<f64>, TestcaseError> {
-                let s = df.column(c).map_err(QueryError::from)?.f64().map_err(QueryError::from)?.clone();
-                Ok((0..s.len()).filter_map(|i| s.get(i)).collect())
-            };
-            Ok((get("left_checkpoint")?, get("value")?))
+            let (epoch, value) = (floats(&df, "left_checkpoint")?, floats(&df, "value")?);
+            Ok(epoch.into_iter().zip(value).filter_map(|(e, v)| Some((e?, v?))).unzip())
         };
         let (e1, v1) = pick("model1")?;
         let (e3, v3) = pick("model3")?;

@@ -9,8 +9,6 @@
 //! in the seed study: DSA (`n_delays 33`, `delay_interval 6`, `rank 20`), Procrustes
 //! (angular) and CKA (angular, linear).
 
-use std::collections::HashMap;
-
 use dynsim_query::polars::prelude::*;
 use dynsim_query::{Comparison, MetricSpec, QueryError, Selection};
 use dynsim_store::keys::parse_assignment;
@@ -88,18 +86,21 @@ pub enum TestcaseError {
 }
 
 /// Write `x` as a `.npy` file in `dir` and ingest it with the `k=v` keys (parsed as
-/// `--key` does; an identical recording with the same keys adds nothing).
+/// `--key` does) plus the preset's `seed` and `trajectories`, which [`select`] filters on
+/// (an identical recording with the same keys adds nothing).
 pub(crate) fn put(
     store: &Store,
     dir: &std::path::Path,
     name: &str,
     x: &ndarray::Array3<f64>,
+    preset: Preset,
     keys: &[String],
 ) -> Result<(), TestcaseError> {
     let f = dir.join(format!("{name}.npy"));
     dynsim_store::write_npy(&f, x.view().into_dyn())?;
     let mut opts = IngestOptions::default();
-    for kv in keys {
+    let preset_keys = [format!("seed={}", preset.seed), format!("trajectories={}", preset.trajectories)];
+    for kv in keys.iter().chain(&preset_keys) {
         let (k, v) = parse_assignment(kv)?;
         opts.keys.insert(k, v);
     }
@@ -124,6 +125,18 @@ pub(crate) fn with_metrics(mut cmp: Comparison<'_>) -> Comparison<'_> {
     cmp
 }
 
+/// A column of `df` as floats (nulls and non-numbers as `None`).
+pub(crate) fn floats(df: &DataFrame, c: &str) -> Result<Vec<Option<f64>>, TestcaseError> {
+    let s = df.column(c).map_err(QueryError::from)?.cast(&DataType::Float64).map_err(QueryError::from)?;
+    let s = s.f64().map_err(QueryError::from)?.clone();
+    Ok((0..s.len()).map(|i| s.get(i)).collect())
+}
+
+/// The 9 systems of Test A in matrix order: each regime with its three `r`.
+pub fn systems() -> Vec<(Regime, f64)> {
+    Regime::ALL.iter().flat_map(|g| g.rs().map(|r| (*g, r))).collect()
+}
+
 /// A column of `df` as strings (nulls as empty strings).
 pub(crate) fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>, TestcaseError> {
     let s = df.column(c).map_err(QueryError::from)?.cast(&DataType::String).map_err(QueryError::from)?;
@@ -135,18 +148,15 @@ pub(crate) fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>, TestcaseEr
 /// store: same content and keys add nothing).
 pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
     let dir = tempfile::tempdir()?;
-    let systems: Vec<(Regime, f64)> = Regime::ALL.iter().flat_map(|g| g.rs().map(|r| (*g, r))).collect();
-    for (i, (regime, r)) in systems.iter().enumerate() {
+    for (i, (regime, r)) in systems().iter().enumerate() {
         let x = simulate(*r, preset.trajectories, preset.steps, preset.seed * 1000 + i as u64);
         let keys = [
             "model=lorenz".to_string(),
             "task=lorenz_regimes".to_string(),
             format!("condition={}", regime.name()),
             format!("r={r:?}"),
-            format!("seed={}", preset.seed),
-            format!("trajectories={}", preset.trajectories),
         ];
-        put(store, dir.path(), &format!("lorenz_{i}"), &x, &keys)?;
+        put(store, dir.path(), &format!("lorenz_{i}"), &x, preset, &keys)?;
     }
     Ok(())
 }
@@ -155,22 +165,17 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
 /// summarise.
 pub fn run(store: &Store, preset: Preset) -> Result<TestA, TestcaseError> {
     ingest(store, preset)?;
-    let systems: Vec<(Regime, f64)> = Regime::ALL.iter().flat_map(|g| g.rs().map(|r| (*g, r))).collect();
+    let systems = systems();
     let sel = select(store, "lorenz_regimes", preset, preset.steps)?;
-    // Matrix row of each selected recording, by its key r.
-    let catalog = store.catalog()?;
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for id in sel.ids()? {
-        let r = catalog.rows.iter().find(|row| row.id == id).and_then(|row| row.keys.get("r")).and_then(|v| v.as_f64());
-        if let Some(i) = r.and_then(|r| systems.iter().position(|s| s.1 == r)) {
-            index.insert(id, i);
-        }
-    }
     let specs = metrics();
     let out = with_metrics(Comparison::all_pairs(store, sel)).collect_with(Default::default())?;
     let df = &out.frame;
-    let (left, right, metric) = (strings(df, "left_id")?, strings(df, "right_id")?, strings(df, "param_hash")?);
-    let value = df.column("value").map_err(QueryError::from)?.f64().map_err(QueryError::from)?.clone();
+    // Matrix row of each side, by its key r.
+    let row = |c: &str| -> Result<Vec<Option<usize>>, TestcaseError> {
+        Ok(floats(df, c)?.into_iter().map(|r| r.and_then(|r| systems.iter().position(|s| s.1 == r))).collect())
+    };
+    let (left, right, metric, value) =
+        (row("left_r")?, row("right_r")?, strings(df, "param_hash")?, floats(df, "value")?);
     let labels: Vec<Regime> = systems.iter().map(|s| s.0).collect();
     let mut results = Vec::new();
     for spec in &specs {
@@ -179,9 +184,7 @@ pub fn run(store: &Store, preset: Preset) -> Result<TestA, TestcaseError> {
             if metric[i] != spec.param_hash() {
                 continue;
             }
-            if let (Some(&a), Some(&b), Some(v)) =
-                (index.get(left[i].as_str()), index.get(right[i].as_str()), value.get(i))
-            {
+            if let (Some(a), Some(b), Some(v)) = (left[i], right[i], value[i]) {
                 m[[a, b]] = v;
                 m[[b, a]] = v;
             }
