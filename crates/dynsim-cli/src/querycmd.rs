@@ -106,12 +106,18 @@ fn compact_table(df: &DataFrame) -> Result<String> {
     Ok(text)
 }
 
-/// Write a frame as .parquet or .csv, atomically (temporary file, then rename).
-fn write_frame(df: &mut DataFrame, out: &Path) -> Result<()> {
+/// The format of an `-o` file from its extension: `parquet` or `csv`, else an error.
+fn output_format(out: &Path) -> Result<String> {
     let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
     if ext != "parquet" && ext != "csv" {
         bail!("-o {}: unknown extension {ext:?}; use .parquet or .csv", out.display());
     }
+    Ok(ext)
+}
+
+/// Write a frame as .parquet or .csv, atomically (temporary file, then rename).
+fn write_frame(df: &mut DataFrame, out: &Path) -> Result<()> {
+    let ext = output_format(out)?;
     dynsim_store::fsutil::atomic_write(out, |tmp| {
         let file = std::fs::File::create(tmp).map_err(dynsim_store::StoreError::io(tmp))?;
         let res = if ext == "parquet" {
@@ -150,10 +156,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         None => Shard::ALL,
     };
     if let Some(out) = &args.output {
-        let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-        if ext != "parquet" && ext != "csv" {
-            bail!("-o {}: unknown extension {ext:?}; use .parquet or .csv", out.display());
-        }
+        output_format(out)?;
     }
     if let Some(n) = args.threads {
         if n == 0 {

@@ -162,37 +162,20 @@ impl ResultCache {
     /// appears twice (two shards racing on a pair), the first part in name order wins.
     pub fn load(&self) -> Result<HashMap<ResultKey, ResultRow>, QueryError> {
         self.recover()?;
-        // A concurrent merge may remove a part between listing and reading it: list again.
-        for attempt in 0..3 {
-            let mut out = HashMap::new();
-            let mut vanished = false;
-            for part in self.parts()? {
-                match read_part(&part) {
-                    Ok(rows) => {
-                        for r in rows {
-                            out.entry(r.key()).or_insert(r);
-                        }
-                    }
-                    Err(PartError::Vanished) if attempt < 2 => {
-                        vanished = true;
-                        break;
-                    }
-                    Err(PartError::Vanished) => {}
-                    Err(PartError::Bad(e)) => return Err(e),
-                }
-            }
+        // A concurrent merge may remove a part between listing and reading it; its rows are
+        // then in the merged part, so list again (at most three times).
+        for _ in 0..2 {
+            let (rows, vanished) = read_parts(&self.parts()?)?;
             if !vanished {
-                return Ok(out);
+                return Ok(rows);
             }
         }
-        Ok(HashMap::new())
+        Ok(read_parts(&self.parts()?)?.0)
     }
 
     /// Every cached result as one frame (columns of [`ResultRow`]), deduplicated by key.
     pub fn frame(&self) -> Result<DataFrame, QueryError> {
-        let mut rows: Vec<ResultRow> = self.load()?.into_values().collect();
-        rows.sort_by_key(ResultRow::key);
-        rows_to_frame(&rows)
+        rows_to_frame(&sorted(self.load()?))
     }
 
     /// Start a journal for a run.
@@ -235,20 +218,7 @@ impl ResultCache {
         }
         let Some(_lock) = LockGuard::try_acquire(&self.dir.join(".lock"))? else { return Ok(0) };
         let parts = self.parts()?;
-        let mut seen = HashMap::new();
-        for p in &parts {
-            match read_part(p) {
-                Ok(rows) => {
-                    for r in rows {
-                        seen.entry(r.key()).or_insert(r);
-                    }
-                }
-                Err(PartError::Vanished) => {}
-                Err(PartError::Bad(e)) => return Err(e),
-            }
-        }
-        let mut rows: Vec<ResultRow> = seen.into_values().collect();
-        rows.sort_by_key(ResultRow::key);
+        let rows = sorted(read_parts(&parts)?.0);
         // The merged part is durable before any input is removed: a crash in between leaves
         // duplicates, which readers deduplicate.
         self.write_part(&rows)?;
@@ -333,6 +303,32 @@ fn read_journal(file: &File) -> Vec<ResultRow> {
         }
     }
     out
+}
+
+/// The rows of `parts` by key, the first part in name order winning, and whether a part
+/// vanished while being read (a concurrent merge removed it).
+fn read_parts(parts: &[PathBuf]) -> Result<(HashMap<ResultKey, ResultRow>, bool), QueryError> {
+    let mut out = HashMap::new();
+    let mut vanished = false;
+    for p in parts {
+        match read_part(p) {
+            Ok(rows) => {
+                for r in rows {
+                    out.entry(r.key()).or_insert(r);
+                }
+            }
+            Err(PartError::Vanished) => vanished = true,
+            Err(PartError::Bad(e)) => return Err(e),
+        }
+    }
+    Ok((out, vanished))
+}
+
+/// The rows of a keyed map in key order.
+fn sorted(rows: HashMap<ResultKey, ResultRow>) -> Vec<ResultRow> {
+    let mut rows: Vec<ResultRow> = rows.into_values().collect();
+    rows.sort_by_key(ResultRow::key);
+    rows
 }
 
 enum PartError {

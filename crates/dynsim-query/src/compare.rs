@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use dynsim_metrics::{DmdFit, Dsa, MetricError};
+use dynsim_metrics::{DmdFit, DmdParams, Dsa, MetricError};
 use dynsim_store::keys::KeyType;
 use dynsim_store::{CatalogRow, KeyValue, Store};
 use ndarray::Array3;
@@ -295,7 +295,7 @@ impl<'s> Comparison<'s> {
             if let Metric::Dsa(p) = plan.metrics[t.metric].metric() {
                 let dsa = Dsa::new(*p).map_err(|e| QueryError::Plan(e.to_string()))?;
                 for row in [&plan.left[t.pair.left], &plan.right[t.pair.right]] {
-                    fit_jobs.entry((row.hash.clone(), format!("{:?}", p.dmd))).or_insert_with(|| (row.clone(), dsa));
+                    fit_jobs.entry(fit_key(row, &p.dmd)).or_insert_with(|| (row.clone(), dsa));
                 }
             }
         }
@@ -398,6 +398,11 @@ impl<'s> Comparison<'s> {
     }
 }
 
+/// A DMD fit is shared by every recording with this content and these DMD parameters.
+fn fit_key(row: &CatalogRow, dmd: &DmdParams) -> (String, String) {
+    (row.hash.clone(), format!("{dmd:?}"))
+}
+
 fn samples(r: &CatalogRow) -> usize {
     r.shape[0] * r.shape[1]
 }
@@ -450,9 +455,8 @@ fn compute(
     };
     let (value, extra) = match spec.metric() {
         Metric::Dsa(p) => {
-            let key = |row: &CatalogRow| (row.hash.clone(), format!("{:?}", p.dmd));
-            let fa = fits.get(&key(l)).ok_or_else(|| missing(&l.id))?;
-            let fb = fits.get(&key(r)).ok_or_else(|| missing(&r.id))?;
+            let fa = fits.get(&fit_key(l, &p.dmd)).ok_or_else(|| missing(&l.id))?;
+            let fb = fits.get(&fit_key(r, &p.dmd)).ok_or_else(|| missing(&r.id))?;
             let c = Dsa::new(*p)?.compare(fa, fb)?;
             let score = format!("{:?}", c.score).to_lowercase();
             let mut extra = json!({
