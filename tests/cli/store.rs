@@ -38,22 +38,9 @@ fn hdf5_data(name: &str) -> String {
 
 /// Every file under `dir` except the lock file: relative path -> bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).expect("prefix").to_string_lossy().into_owned();
-                if rel != ".lock" {
-                    out.insert(rel, std::fs::read(&p).expect("read"));
-                }
-            }
-        }
-    }
-    out
+    let mut s = dynsim_store::fsutil::snapshot(dir).expect("snapshot");
+    s.remove(".lock");
+    s
 }
 
 /// A python3 that can import pyarrow and numpy: installs them with pip into a folder

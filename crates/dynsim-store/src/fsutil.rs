@@ -2,6 +2,7 @@
 //! Public so that the layers above the store (the result cache of `dynsim-query`) write
 //! into the store folder with the same guarantees.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,4 +100,23 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         let _ = self.file.unlock();
     }
+}
+
+/// Every file under `dir` with its bytes, by path relative to `dir`. Used to check that a
+/// failed or read-only operation left a store byte for byte as it was.
+pub fn snapshot(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(StoreError::io(&d))?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).map_err(StoreError::io(&p))?);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -80,11 +80,7 @@ fn results_equal_direct_calls_and_a_second_collect_computes_nothing() {
         assert_eq!(&row.keys["group"].to_text(), g);
     }
 
-    let listing = |d: &std::path::Path| -> Vec<String> {
-        let mut v: Vec<String> = walk(d);
-        v.sort();
-        v
-    };
+    let listing = |d: &std::path::Path| dynsim_store::fsutil::snapshot(d).expect("snapshot");
     let before = listing(&store.results_dir());
     let second = all_pairs(&store, &metrics).collect_with(CollectOptions::default()).expect("again");
     assert_eq!(listing(&store.results_dir()), before, "a fully cached question writes nothing");
@@ -252,21 +248,4 @@ fn bad_plans_are_refused_before_any_work() {
     let sel = Selection::all(&store).expect("all").filter_sql("n_time = 40").expect("sel");
     let e = err(Comparison::all_pairs(&store, sel).metric(MetricSpec::parse("procrustes").expect("p")));
     assert!(e.contains(&zero) && e.contains("procrustes"), "{e}");
-}
-
-/// Every file under `dir`, relative.
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).map(|r| r.display().to_string()).unwrap_or_default());
-            }
-        }
-    }
-    out
 }

@@ -26,20 +26,7 @@ pub const DAMAGED_HDF5: [&str; 6] = [
 
 /// Snapshot of every file under `dir`: relative path -> contents.
 pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).expect("prefix").to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    out
+    dynsim_store::fsutil::snapshot(dir).expect("snapshot")
 }
 
 /// Snapshot without the lock file (created by the first writer, empty, harmless).
