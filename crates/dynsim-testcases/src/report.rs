@@ -3,18 +3,20 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use dynsim_store::fsutil::atomic_write;
+use dynsim_store::StoreError;
+
 use crate::lorenz::Regime;
 use crate::motifs::MotifTest;
 use crate::noise::{Course, TestB};
-use crate::regimes::{Preset, TestA};
+use crate::regimes::{Preset, TestA, TestcaseError};
 use crate::svg::{boxplot, error_lines, heatmap};
 
-fn write(dir: &Path, name: &str, text: &str, written: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Write one file the store's crash-safe way (temporary file, fsync, rename): a reader never
+/// sees half a figure.
+fn write(dir: &Path, name: &str, text: &str, written: &mut Vec<PathBuf>) -> Result<(), TestcaseError> {
     let p = dir.join(name);
-    // Temporary file and rename: a reader never sees half a figure.
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &p)?;
+    atomic_write(&p, |tmp| std::fs::write(tmp, text).map_err(StoreError::io(tmp)))?;
     written.push(p);
     Ok(())
 }
@@ -24,7 +26,13 @@ fn cells(c: &Course, digits: usize) -> String {
 }
 
 /// Write every figure and `report.md` into `dir` (created if needed); returns the files.
-pub fn write_report(dir: &Path, preset: Preset, a: &TestA, b: &TestB, m: &MotifTest) -> std::io::Result<Vec<PathBuf>> {
+pub fn write_report(
+    dir: &Path,
+    preset: Preset,
+    a: &TestA,
+    b: &TestB,
+    m: &MotifTest,
+) -> Result<Vec<PathBuf>, TestcaseError> {
     std::fs::create_dir_all(dir)?;
     let mut files = Vec::new();
     let labels: Vec<String> = a.systems.iter().map(|(g, r)| format!("{} r={r}", g.name())).collect();
