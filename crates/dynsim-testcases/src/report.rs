@@ -1,4 +1,8 @@
-//! The Lorenz test case's figures (SVG) and a short Markdown report.
+//! The Lorenz test case's figures (SVG), tables and a short Markdown report.
+//!
+//! Each test's outcome becomes a [`Section`]: a table, a one-line reading and its figures.
+//! [`write_report`] writes the figures and a `report.md` that links them; a notebook shows
+//! the same sections inline (the `dynsim-kernel` crate renders them as HTML).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,52 +16,84 @@ use crate::noise::{Course, TestB};
 use crate::regimes::{Preset, TestA, TestcaseError};
 use crate::svg::{boxplot, error_lines, heatmap};
 
-/// Write one file the store's crash-safe way (temporary file, fsync, rename): a reader never
-/// sees half a figure.
-fn write(dir: &Path, name: &str, text: &str, written: &mut Vec<PathBuf>) -> Result<(), TestcaseError> {
-    let p = dir.join(name);
-    atomic_write(&p, |tmp| std::fs::write(tmp, text).map_err(StoreError::io(tmp)))?;
-    written.push(p);
-    Ok(())
+/// One standalone SVG figure and the file name it is written under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// File name (`regimes_dsa_matrix.svg`, ...), unique within a report.
+    pub name: String,
+    /// A complete SVG document.
+    pub svg: String,
 }
 
-fn cells(c: &Course, digits: usize) -> String {
-    (0..3).map(|k| format!("{:.digits$} ± {:.digits$}", c.mean[k], c.sem[k])).collect::<Vec<_>>().join(" | ")
+/// One test's part of the report: a titled table, a short reading and the figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// The heading (`Test A: regimes`, ...).
+    pub title: String,
+    /// What the table shows, one sentence (may be empty).
+    pub intro: String,
+    /// Column names of the table.
+    pub columns: Vec<String>,
+    /// Table rows, already formatted.
+    pub rows: Vec<Vec<String>>,
+    /// A one-line reading of the numbers (may be empty).
+    pub reading: String,
+    /// The figures, in order.
+    pub figures: Vec<Figure>,
 }
 
-/// Write every figure and `report.md` into `dir` (created if needed); returns the files.
-pub fn write_report(
-    dir: &Path,
-    preset: Preset,
-    a: &TestA,
-    b: &TestB,
-    m: &MotifTest,
-) -> Result<Vec<PathBuf>, TestcaseError> {
-    std::fs::create_dir_all(dir)?;
-    let mut files = Vec::new();
-    let labels: Vec<String> = a.systems.iter().map(|(g, r)| format!("{} r={r}", g.name())).collect();
-    let mut md = String::new();
-    let _ = writeln!(md, "# Lorenz test case\n");
-    let _ = writeln!(
-        md,
-        "Preset: {} trajectories of {} steps per system, seed {}. Metrics: DSA (n_delays 33, delay_interval 6, \
-         rank 20), Procrustes (angular), CKA (angular, linear).\n",
-        preset.trajectories, preset.steps, preset.seed
-    );
-    let _ = writeln!(md, "## Test A: regimes\n");
-    let _ = writeln!(md, "| metric | within | across | ratio | ROC AUC |\n| --- | --- | --- | --- | --- |");
+impl Section {
+    /// The section as Markdown: heading, intro, a pipe table, the reading and an image link
+    /// per figure (relative to the directory the figures are written into).
+    pub fn to_markdown(&self) -> String {
+        let mut md = format!("## {}\n\n", self.title);
+        if !self.intro.is_empty() {
+            let _ = writeln!(md, "{}\n", self.intro);
+        }
+        let _ = writeln!(md, "| {} |", self.columns.join(" | "));
+        let _ = writeln!(md, "|{}", " --- |".repeat(self.columns.len()));
+        for r in &self.rows {
+            let _ = writeln!(md, "| {} |", r.join(" | "));
+        }
+        md.push('\n');
+        if !self.reading.is_empty() {
+            let _ = writeln!(md, "{}\n", self.reading);
+        }
+        let links: Vec<String> = self.figures.iter().map(|f| format!("![{}]({})", f.name, f.name)).collect();
+        if !links.is_empty() {
+            let _ = writeln!(md, "{}\n", links.join(" "));
+        }
+        md
+    }
+}
+
+fn cells(c: &Course, digits: usize) -> Vec<String> {
+    (0..3).map(|k| format!("{:.digits$} ± {:.digits$}", c.mean[k], c.sem[k])).collect()
+}
+
+/// The matrix labels of Test A's systems (`one attractor r=0.25`, ...).
+pub fn system_labels(a: &TestA) -> Vec<String> {
+    a.systems.iter().map(|(g, r)| format!("{} r={r}", g.name())).collect()
+}
+
+/// Test A: separation table, and per metric its heatmap and within/across box plot.
+pub fn section_a(a: &TestA) -> Section {
+    let labels = system_labels(a);
+    let mut rows = Vec::new();
+    let mut figures = Vec::new();
     for r in &a.results {
         let s = r.separation;
-        let _ = writeln!(md, "| {} | {:.3} | {:.3} | {:.2} | {:.3} |", r.metric, s.within, s.across, s.ratio, s.auc);
-    }
-    md.push('\n');
-    for r in &a.results {
-        write(
-            dir,
-            &format!("regimes_{}_matrix.svg", r.metric),
-            &heatmap(&r.matrix, &labels, &format!("{}: 9 Lorenz systems", r.metric)),
-            &mut files,
-        )?;
+        rows.push(vec![
+            r.metric.clone(),
+            format!("{:.3}", s.within),
+            format!("{:.3}", s.across),
+            format!("{:.2}", s.ratio),
+            format!("{:.3}", s.auc),
+        ]);
+        figures.push(Figure {
+            name: format!("regimes_{}_matrix.svg", r.metric),
+            svg: heatmap(&r.matrix, &labels, &format!("{}: 9 Lorenz systems", r.metric)),
+        });
         let (mut within, mut across) = (Vec::new(), Vec::new());
         for i in 0..a.systems.len() {
             for j in i + 1..a.systems.len() {
@@ -69,74 +105,168 @@ pub fn write_report(
                 }
             }
         }
-        let fig = boxplot(
-            &[("within".into(), within), ("across".into(), across)],
-            &format!("{}: within vs across", r.metric),
-            "dissimilarity",
-        );
-        write(dir, &format!("regimes_{}_box.svg", r.metric), &fig, &mut files)?;
-        let _ = writeln!(
-            md,
-            "![{m} matrix](regimes_{m}_matrix.svg) ![{m} within vs across](regimes_{m}_box.svg)\n",
-            m = r.metric
-        );
+        figures.push(Figure {
+            name: format!("regimes_{}_box.svg", r.metric),
+            svg: boxplot(
+                &[("within".into(), within), ("across".into(), across)],
+                &format!("{}: within vs across", r.metric),
+                "dissimilarity",
+            ),
+        });
     }
-    let best = a.results.iter().max_by(|x, y| x.separation.ratio.total_cmp(&y.separation.ratio));
-    if let Some(best) = best {
-        let _ = writeln!(
-            md,
-            "Reading: {} separates the regimes most clearly (across/within {:.2}); the regimes are {}.\n",
-            best.metric,
-            best.separation.ratio,
-            Regime::ALL.map(Regime::name).join(", ")
-        );
+    let reading = a
+        .results
+        .iter()
+        .max_by(|x, y| x.separation.ratio.total_cmp(&y.separation.ratio))
+        .map(|best| {
+            format!(
+                "Reading: {} separates the regimes most clearly (across/within {:.2}); the regimes are {}.",
+                best.metric,
+                best.separation.ratio,
+                Regime::ALL.map(Regime::name).join(", ")
+            )
+        })
+        .unwrap_or_default();
+    Section {
+        title: "Test A: regimes".into(),
+        intro: "Mean dissimilarity within and across the three regimes, their ratio, and the ROC AUC of \
+                across- against within-regime pairs."
+            .into(),
+        columns: ["metric", "within", "across", "ratio", "ROC AUC"].map(String::from).to_vec(),
+        rows,
+        reading,
+        figures,
     }
-    let _ = writeln!(md, "## Test B: noise and mixing over epochs\n");
-    let _ = writeln!(
-        md,
-        "| metric | comparison | epoch 1 | epoch 2 | epoch 3 | R² | gap |\n| --- | --- | --- | --- | --- | --- | --- |"
-    );
+}
+
+/// Test B: mean ± SEM per epoch, R² and gap per metric and comparison; one line figure per
+/// metric.
+pub fn section_b(b: &TestB) -> Section {
     let epochs: Vec<String> = (1..=3).map(|e| format!("epoch {e}")).collect();
+    let mut rows = Vec::new();
+    let mut figures = Vec::new();
     for r in &b.results {
         for (what, c) in [("model1 vs model2", &r.noise_only), ("model2 vs model3", &r.mixed)] {
-            let _ = writeln!(md, "| {} | {what} | {} | {:.3} | {:.3} |", r.metric, cells(c, 3), c.r2, c.gap);
+            let mut row = vec![r.metric.clone(), what.to_string()];
+            row.extend(cells(c, 3));
+            row.extend([format!("{:.3}", c.r2), format!("{:.3}", c.gap)]);
+            rows.push(row);
         }
         let series = [
             ("model1 vs model2".to_string(), r.noise_only.mean.to_vec(), r.noise_only.sem.to_vec()),
             ("model2 vs model3".to_string(), r.mixed.mean.to_vec(), r.mixed.sem.to_vec()),
         ];
-        write(
-            dir,
-            &format!("noise_{}.svg", r.metric),
-            &error_lines(&epochs, &series, &format!("{}: noise and mixing", r.metric), "dissimilarity (mean ± SEM)"),
-            &mut files,
-        )?;
+        figures.push(Figure {
+            name: format!("noise_{}.svg", r.metric),
+            svg: error_lines(
+                &epochs,
+                &series,
+                &format!("{}: noise and mixing", r.metric),
+                "dissimilarity (mean ± SEM)",
+            ),
+        });
     }
-    md.push('\n');
-    for r in &b.results {
-        let _ = write!(md, "![{m}](noise_{m}.svg) ", m = r.metric);
+    let reading = b
+        .results
+        .iter()
+        .max_by(|x, y| x.mixed.r2.total_cmp(&y.mixed.r2))
+        .map(|best| {
+            format!(
+                "Reading: as noise and mixing shrink, {} tracks the change most linearly (model2 vs model3 R² {:.3}, \
+                 epoch 1 to 3 gap {:.3}).",
+                best.metric, best.mixed.r2, best.mixed.gap
+            )
+        })
+        .unwrap_or_default();
+    Section {
+        title: "Test B: noise and mixing over epochs".into(),
+        intro: "Mean ± SEM over ordered pattern pairs per epoch, the R² of dissimilarity against epoch, and the \
+                epoch 1 to 3 gap."
+            .into(),
+        columns: ["metric", "comparison", "epoch 1", "epoch 2", "epoch 3", "R²", "gap"].map(String::from).to_vec(),
+        rows,
+        reading,
+        figures,
     }
-    let _ = writeln!(md, "\n\n## Motif compositions\n");
-    let _ = writeln!(md, "Pairs sharing 1 / 2 / 3 motifs: {} / {} / {}.\n", m.pairs[0], m.pairs[1], m.pairs[2]);
-    let _ =
-        writeln!(md, "| metric | 1 shared | 2 shared | 3 shared | R² | gap |\n| --- | --- | --- | --- | --- | --- |");
+}
+
+/// Motif compositions: mean ± SEM by shared motifs, R² and gap per metric; one line figure
+/// per metric.
+pub fn section_motifs(m: &MotifTest) -> Section {
     let shared: Vec<String> = (1..=3).map(|k| format!("{k} shared")).collect();
+    let mut rows = Vec::new();
+    let mut figures = Vec::new();
     for r in &m.results {
         let c = &r.by_shared;
-        let _ = writeln!(md, "| {} | {} | {:.3} | {:.4} |", r.metric, cells(c, 4), c.r2, c.gap);
+        let mut row = vec![r.metric.clone()];
+        row.extend(cells(c, 4));
+        row.extend([format!("{:.3}", c.r2), format!("{:.4}", c.gap)]);
+        rows.push(row);
         let series = [(r.metric.clone(), c.mean.to_vec(), c.sem.to_vec())];
-        write(
-            dir,
-            &format!("motifs_{}.svg", r.metric),
-            &error_lines(&shared, &series, &format!("{}: by shared motifs", r.metric), "dissimilarity (mean ± SEM)"),
-            &mut files,
-        )?;
+        figures.push(Figure {
+            name: format!("motifs_{}.svg", r.metric),
+            svg: error_lines(
+                &shared,
+                &series,
+                &format!("{}: by shared motifs", r.metric),
+                "dissimilarity (mean ± SEM)",
+            ),
+        });
     }
-    md.push('\n');
-    for r in &m.results {
-        let _ = write!(md, "![{m}](motifs_{m}.svg) ", m = r.metric);
+    let falling: Vec<&str> = m
+        .results
+        .iter()
+        .filter(|r| r.by_shared.mean[0] > r.by_shared.mean[1] && r.by_shared.mean[1] > r.by_shared.mean[2])
+        .map(|r| r.metric.as_str())
+        .collect();
+    let reading = if falling.is_empty() {
+        "Reading: no metric falls steadily as compositions share more motifs.".to_string()
+    } else {
+        format!("Reading: {} fall steadily as compositions share 1, 2, 3 motifs.", falling.join(", "))
+    };
+    Section {
+        title: "Motif compositions".into(),
+        intro: format!(
+            "Pairs sharing 1 / 2 / 3 motifs: {} / {} / {}. Mean ± SEM per number of shared motifs, R² and the 1 to 3 gap.",
+            m.pairs[0], m.pairs[1], m.pairs[2]
+        ),
+        columns: ["metric", "1 shared", "2 shared", "3 shared", "R²", "gap"].map(String::from).to_vec(),
+        rows,
+        reading,
+        figures,
     }
-    md.push('\n');
-    write(dir, "report.md", &md, &mut files)?;
+}
+
+/// Write every figure and `report.md` into `dir` (created if needed), each the store's
+/// crash-safe way (temporary file, fsync, rename: a reader never sees half a figure);
+/// returns the files written.
+pub fn write_report(
+    dir: &Path,
+    preset: Preset,
+    a: &TestA,
+    b: &TestB,
+    m: &MotifTest,
+) -> Result<Vec<PathBuf>, TestcaseError> {
+    std::fs::create_dir_all(dir)?;
+    let write = |name: &str, text: &str| -> Result<PathBuf, TestcaseError> {
+        let p = dir.join(name);
+        atomic_write(&p, |tmp| std::fs::write(tmp, text).map_err(StoreError::io(tmp)))?;
+        Ok(p)
+    };
+    let mut md = String::from("# Lorenz test case\n\n");
+    let _ = writeln!(
+        md,
+        "Preset: {} trajectories of {} steps per system, seed {}. Metrics: DSA (n_delays 33, delay_interval 6, \
+         rank 20), Procrustes (angular), CKA (angular, linear).\n",
+        preset.trajectories, preset.steps, preset.seed
+    );
+    let mut files = Vec::new();
+    for section in [section_a(a), section_b(b), section_motifs(m)] {
+        for f in &section.figures {
+            files.push(write(&f.name, &f.svg)?);
+        }
+        md.push_str(&section.to_markdown());
+    }
+    files.push(write("report.md", &md)?);
     Ok(files)
 }

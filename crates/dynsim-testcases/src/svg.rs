@@ -30,12 +30,16 @@ fn colour(t: f64) -> String {
     format!("#{:02x}{:02x}{:02x}", mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
 }
 
-/// A heatmap of an `n x n` matrix with row/column labels and a colour bar; each cell shows
-/// its value.
+/// A heatmap of an `n x n` matrix with row/column labels and a colour bar. Cells are 44
+/// pixels up to 12 rows and shrink (to 10 pixels) to keep large matrices near 530 pixels; a
+/// cell shows its value while it is at least 28 pixels wide. Missing values (NaN) are grey.
 pub fn heatmap(m: &ndarray::Array2<f64>, labels: &[String], title: &str) -> String {
     let n = labels.len().min(m.nrows()).min(m.ncols());
-    let (cell, left, top) = (44.0, 160.0, 40.0);
-    let (w, h) = (left + cell * n as f64 + 90.0, top + cell * n as f64 + 150.0);
+    let cell = if n <= 12 { 44.0 } else { (528.0 / n as f64).floor().max(10.0) };
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+    let (left, top) = ((longest * 6.5 + 16.0).clamp(60.0, 260.0), 40.0);
+    let fs = (cell * 0.8).min(11.0);
+    let (w, h) = (left + cell * n as f64 + 90.0, top + cell * n as f64 + left.max(100.0) + 20.0);
     let (lo, hi) =
         m.iter().filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
     let span = if hi > lo { hi - lo } else { 1.0 };
@@ -50,6 +54,9 @@ pub fn heatmap(m: &ndarray::Array2<f64>, labels: &[String], title: &str) -> Stri
                 "<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"{}\" stroke=\"white\"/>",
                 colour(t)
             );
+            if cell < 28.0 || !v.is_finite() {
+                continue;
+            }
             let ink = if t > 0.55 { "white" } else { "black" };
             let _ = writeln!(
                 s,
@@ -60,7 +67,7 @@ pub fn heatmap(m: &ndarray::Array2<f64>, labels: &[String], title: &str) -> Stri
         }
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"11\" {FONT}>{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"{fs}\" {FONT}>{}</text>",
             left - 6.0,
             top + cell * i as f64 + cell / 2.0 + 4.0,
             esc(&labels[i])
@@ -68,7 +75,7 @@ pub fn heatmap(m: &ndarray::Array2<f64>, labels: &[String], title: &str) -> Stri
         let (x, y) = (left + cell * i as f64 + cell / 2.0, top + cell * n as f64 + 8.0);
         let _ = writeln!(
             s,
-            "<text x=\"{x}\" y=\"{y}\" text-anchor=\"end\" font-size=\"11\" transform=\"rotate(-60 {x} {y})\" {FONT}>{}</text>",
+            "<text x=\"{x}\" y=\"{y}\" text-anchor=\"end\" font-size=\"{fs}\" transform=\"rotate(-60 {x} {y})\" {FONT}>{}</text>",
             esc(&labels[i])
         );
     }
