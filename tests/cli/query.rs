@@ -193,7 +193,7 @@ fn spawn_compare(store: &str) -> Child {
 }
 
 /// Complete lines in the journals of `store`.
-fn journal_lines(store: &str) -> usize {
+pub(crate) fn journal_lines(store: &str) -> usize {
     let dir = Path::new(store).join("results/.journal");
     std::fs::read_dir(dir)
         .map(|d| {

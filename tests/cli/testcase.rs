@@ -62,3 +62,46 @@ fn lorenz_regimes_from_the_command_line() {
     assert_eq!(v["motifs"]["pairs_by_shared"], serde_json::json!([540, 1080, 150]));
     assert_eq!(v2["motifs"]["cached"].as_u64(), Some(1770 * 3));
 }
+
+#[test]
+fn ctrl_c_keeps_the_finished_pairs_and_the_next_run_computes_the_rest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("s").display().to_string();
+    let out = tmp.path().join("report").display().to_string();
+    let args = ["testcase", "lorenz", "--store", &store, "--out", &out, "--json"];
+    let child = super::store::bin()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Interrupt once some pairs are journaled (Test A's first results).
+    let t0 = std::time::Instant::now();
+    while super::query::journal_lines(&store) == 0 {
+        assert!(t0.elapsed().as_secs() < 300, "no pair was journaled in 5 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let done = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: every finished pair is kept in the cache"), "{stderr}");
+    assert!(!std::path::Path::new(&out).join("report.md").exists(), "no report from part of the pairs");
+    ok(&["sql", "--store", &store, "SELECT COUNT(*) AS n FROM results", "-o", "n.csv"], tmp.path());
+    let kept: u64 = std::fs::read_to_string(tmp.path().join("n.csv"))
+        .expect("csv")
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a count");
+    assert!(kept > 0);
+    // The next run answers the kept pairs from the cache and computes exactly the others.
+    let v: Value = serde_json::from_str(ok(&args, tmp.path()).trim()).expect("json");
+    let (mut cached, mut computed) = (0, 0);
+    for step in ["regimes", "noise", "motifs"] {
+        cached += v[step]["cached"].as_u64().expect("cached");
+        computed += v[step]["computed"].as_u64().expect("computed");
+    }
+    assert_eq!(cached, kept, "every kept pair is reused");
+    assert_eq!(cached + computed, 108 + 756 + 1770 * 3);
+}

@@ -9,6 +9,7 @@ mod bench_compare;
 mod bench_ingest;
 mod metric;
 mod output;
+mod progress;
 mod querycmd;
 mod storecmd;
 mod testcase;

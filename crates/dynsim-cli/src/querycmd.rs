@@ -1,19 +1,17 @@
 //! Query commands: `dynsim compare` (cached, sharded comparisons) and `dynsim sql`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dynsim_query::{CollectOptions, Comparison, MetricSpec, Progress, Selection, Shard};
+use dynsim_query::{CollectOptions, Comparison, MetricSpec, Selection, Shard};
 use dynsim_store::Store;
-use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use serde_json::json;
 
 use crate::output::println;
+use crate::progress::{cancel_on_signal, PairBar, INTERRUPTED};
 use crate::storecmd::StoreArg;
 
 /// `dynsim compare`
@@ -184,40 +182,11 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         cmp = cmp.metric(m);
     }
 
-    // Ctrl-C or SIGTERM (a SLURM time limit) stops scheduling; finished pairs are kept. A
-    // second signal exits at once (finished pairs are journaled and survive that too).
-    let cancel = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.clone())
-            .context("installing the Ctrl-C handler")?;
-        signal_hook::flag::register(sig, cancel.clone()).context("installing the Ctrl-C handler")?;
-    }
-
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let cancel = cancel_on_signal()?;
+    let mut bar = PairBar::new("", "planning");
     let t0 = Instant::now();
-    let (mut total, mut cached) = (0, 0);
-    let mut on_progress = |p: Progress| match p {
-        Progress::Planned { total: t, cached: c, fits } => {
-            (total, cached) = (t, c);
-            bar.set_length(fits as u64);
-            bar.set_message(format!("DMD fits ({t} pairs x metrics, {c} cached)"));
-        }
-        Progress::Fitted { done, .. } => bar.set_position(done as u64),
-        Progress::Computed { done, total: n } => {
-            if bar.length() != Some(n as u64) {
-                bar.set_length(n as u64);
-                bar.reset_eta();
-            }
-            bar.set_position(done as u64);
-            bar.set_message(format!("pairs computed; {cached} cached of {total}"));
-        }
-    };
-    let outcome = cmp.collect_with(CollectOptions { progress: Some(&mut on_progress), cancel: Some(cancel.clone()) });
-    bar.finish_and_clear();
+    let outcome = cmp.collect_with(CollectOptions { progress: Some(&mut |p| bar.on(p)), cancel: Some(cancel) });
+    bar.finish();
     let mut outcome = outcome?;
     let seconds = t0.elapsed().as_secs_f64();
     let summary = format!(
@@ -254,9 +223,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         println(&summary)?;
     }
     if outcome.cancelled {
-        eprintln!(
-            "interrupted: every finished pair is kept in the cache; run the same command again to compute the rest"
-        );
+        eprintln!("{INTERRUPTED}");
         std::process::exit(130);
     }
     Ok(())

@@ -4,15 +4,20 @@
 //! (noise and mixing shrinking over 3 epochs), simulated into the store and compared with
 //! DSA, Procrustes and CKA through the result cache, summarised per metric.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use dynsim_query::CollectOptions;
 use dynsim_store::Store;
-use dynsim_testcases::regimes::{run, Preset};
+use dynsim_testcases::regimes::{Preset, TestcaseError};
+use dynsim_testcases::{motifs, noise, regimes};
 use serde_json::json;
 
 use crate::output::println;
+use crate::progress::{cancel_on_signal, PairBar, INTERRUPTED};
 use crate::storecmd::StoreArg;
 
 /// `dynsim testcase ...`
@@ -59,6 +64,27 @@ fn course_cells(c: &dynsim_testcases::noise::Course, digits: usize, width: usize
     format!("{:>width$} {:>width$} {:>width$} {:>6.3} {:>7.digits$}", cell(0), cell(1), cell(2), c.r2, c.gap)
 }
 
+/// Run one test with its progress bar; returns its result and seconds. An interrupted test
+/// exits with status 130 after saying that its finished pairs are cached.
+fn step<T>(
+    name: &str,
+    waiting: &str,
+    cancel: &Arc<AtomicBool>,
+    run: impl FnOnce(CollectOptions<'_>) -> Result<T, TestcaseError>,
+) -> Result<(T, f64)> {
+    let mut bar = PairBar::new(name, waiting);
+    let t = Instant::now();
+    let r = run(CollectOptions { progress: Some(&mut |p| bar.on(p)), cancel: Some(cancel.clone()) });
+    bar.finish();
+    match r {
+        Err(TestcaseError::Cancelled) => {
+            eprintln!("{INTERRUPTED}");
+            std::process::exit(130);
+        }
+        r => Ok((r?, t.elapsed().as_secs_f64())),
+    }
+}
+
 /// Run `dynsim testcase`.
 pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     let Which::Lorenz(a) = args.which;
@@ -70,25 +96,18 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     if created {
         eprintln!("created a new store in {}", a.store.store.display());
     }
-    // A spinner per step (hidden when stderr is not a terminal).
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar.set_message("test A: simulating 9 Lorenz systems and comparing all pairs");
+    // A bar per step: a spinner while the step simulates and ingests, then the DMD fits and
+    // the pairs (hidden when stderr is not a terminal). Ctrl-C keeps every finished pair.
+    let cancel = cancel_on_signal()?;
     let t0 = Instant::now();
-    let test = run(&store, preset)?;
-    bar.set_message("test B: 378 noisy and mixed recordings, 756 comparisons");
-    let seconds_a = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let b = dynsim_testcases::noise::run(&store, preset)?;
-    let seconds_b = t1.elapsed().as_secs_f64();
-    bar.set_message("motifs: 60 compositions, 1770 pairs");
-    let t2 = Instant::now();
-    let motifs = dynsim_testcases::motifs::run(&store, preset)?;
-    bar.set_message("figures and report");
-    let seconds_m = t2.elapsed().as_secs_f64();
+    let (test, seconds_a) =
+        step("test A", "simulating 9 Lorenz systems", &cancel, |o| regimes::run_with(&store, preset, o))?;
+    let (b, seconds_b) =
+        step("test B", "simulating 378 noisy and mixed recordings", &cancel, |o| noise::run_with(&store, preset, o))?;
+    let (motifs, seconds_m) =
+        step("motifs", "composing 60 sequences of 3 motifs", &cancel, |o| motifs::run_with(&store, preset, o))?;
     let files = dynsim_testcases::report::write_report(&a.out, preset, &test, &b, &motifs)
         .with_context(|| format!("writing the report into {}", a.out.display()))?;
-    bar.finish_and_clear();
     let seconds = t0.elapsed().as_secs_f64();
     let course = |c: &dynsim_testcases::noise::Course| json!({"mean": c.mean, "sem": c.sem, "r2": c.r2, "slope": c.slope, "gap": c.gap});
     if a.json {

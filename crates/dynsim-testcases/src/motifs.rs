@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use dynsim_query::Comparison;
+use dynsim_query::{CollectOptions, Comparison};
 use dynsim_store::Store;
 use ndarray::{s, Array3, Axis};
 use rand::{RngExt, SeedableRng};
@@ -32,7 +32,7 @@ use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
 use crate::noise::{course, Course};
-use crate::regimes::{floats, metrics, put, select, strings, with_metrics, Preset, TestcaseError};
+use crate::regimes::{collect, floats, metrics, put, select, strings, with_metrics, Preset, TestcaseError};
 
 /// The motif names, in order.
 pub const MOTIFS: [&str; 5] = ["line", "curve", "lorenz_stable", "lorenz_chaos", "path"];
@@ -204,10 +204,15 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
 
 /// Run the motif test on `store`.
 pub fn run(store: &Store, preset: Preset) -> Result<MotifTest, TestcaseError> {
+    run_with(store, preset, CollectOptions::default())
+}
+
+/// [`run`] with a progress callback and a cancel flag for the comparison.
+pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> Result<MotifTest, TestcaseError> {
     ingest(store, preset)?;
     let sel = select(store, "lorenz_motifs", preset, 3 * preset.steps)?;
     let specs = metrics();
-    let out = with_metrics(Comparison::all_pairs(store, sel)).collect_with(Default::default())?;
+    let out = collect(with_metrics(Comparison::all_pairs(store, sel)), options)?;
     let df = &out.frame;
     let strs = |c: &str| strings(df, c);
     let index: HashMap<&str, usize> = MOTIFS.iter().enumerate().map(|(i, m)| (*m, i)).collect();

@@ -22,7 +22,7 @@
 
 use dynsim_query::polars::prelude::*;
 use dynsim_query::stats::{linear_regression, mean_sem};
-use dynsim_query::{Comparison, QueryError};
+use dynsim_query::{CollectOptions, Comparison, QueryError};
 use dynsim_store::Store;
 use ndarray::{s, Array3};
 use rand::{RngExt, SeedableRng};
@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
-use crate::regimes::{floats, metrics, put, select, with_metrics, Preset, TestcaseError};
+use crate::regimes::{collect, floats, metrics, put, select, with_metrics, Preset, TestcaseError};
 
 /// The patterns: `r` of the Lorenz systems used.
 pub const PATTERNS: [f64; 7] = [0.5, 5.0, 10.0, 15.0, 30.0, 40.0, 50.0];
@@ -146,13 +146,18 @@ pub(crate) fn course(epoch: &[f64], value: &[f64]) -> Result<Course, TestcaseErr
 /// Run Test B on `store`: ingest (if needed), compare model2 with model1 and model3 of the
 /// same patterns and epoch, and summarise per metric.
 pub fn run(store: &Store, preset: Preset) -> Result<TestB, TestcaseError> {
+    run_with(store, preset, CollectOptions::default())
+}
+
+/// [`run`] with a progress callback and a cancel flag for the comparison.
+pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> Result<TestB, TestcaseError> {
     ingest(store, preset)?;
     let base = select(store, "lorenz_noise", preset, preset.steps)?;
     let left = base.clone().filter_sql("model = 'model2'")?;
     let right = base.filter_sql("model IN ('model1', 'model3')")?;
     let cmp = with_metrics(Comparison::bipartite(store, left, right).on(["pattern_r", "second_r", "checkpoint"]));
     let specs = metrics();
-    let out = cmp.collect_with(Default::default())?;
+    let out = collect(cmp, options)?;
     let mut results = Vec::new();
     for spec in &specs {
         let pick = |other: &str| -> Result<(Vec<f64>, Vec<f64>), TestcaseError> {

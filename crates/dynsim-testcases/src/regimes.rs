@@ -10,7 +10,7 @@
 //! (angular) and CKA (angular, linear).
 
 use dynsim_query::polars::prelude::*;
-use dynsim_query::{Comparison, MetricSpec, QueryError, Selection};
+use dynsim_query::{CollectOptions, Comparison, MetricSpec, Outcome, QueryError, Selection};
 use dynsim_store::keys::parse_assignment;
 use dynsim_store::{IngestOptions, Store, StoreError};
 use ndarray::Array2;
@@ -83,6 +83,20 @@ pub enum TestcaseError {
     /// Writing the generated recordings failed.
     #[error("writing generated recordings: {0}")]
     Io(#[from] std::io::Error),
+    /// The comparison was cancelled ([`CollectOptions::cancel`]); the finished pairs are in
+    /// the cache.
+    #[error("interrupted: every finished pair is kept in the cache; run the test again to compute the rest")]
+    Cancelled,
+}
+
+/// Collect `cmp` with `options`; a cancelled run is an error (its summary would be built on
+/// part of the pairs).
+pub(crate) fn collect(cmp: Comparison<'_>, options: CollectOptions<'_>) -> Result<Outcome, TestcaseError> {
+    let out = cmp.collect_with(options)?;
+    if out.cancelled {
+        return Err(TestcaseError::Cancelled);
+    }
+    Ok(out)
 }
 
 /// Write `x` as a `.npy` file in `dir` and ingest it with the `k=v` keys (parsed as
@@ -164,11 +178,16 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
 /// Run Test A on `store`: ingest (if needed), compare all pairs with [`metrics`], and
 /// summarise.
 pub fn run(store: &Store, preset: Preset) -> Result<TestA, TestcaseError> {
+    run_with(store, preset, CollectOptions::default())
+}
+
+/// [`run`] with a progress callback and a cancel flag for the comparison.
+pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> Result<TestA, TestcaseError> {
     ingest(store, preset)?;
     let systems = systems();
     let sel = select(store, "lorenz_regimes", preset, preset.steps)?;
     let specs = metrics();
-    let out = with_metrics(Comparison::all_pairs(store, sel)).collect_with(Default::default())?;
+    let out = collect(with_metrics(Comparison::all_pairs(store, sel)), options)?;
     let df = &out.frame;
     // Matrix row of each side, by its key r.
     let row = |c: &str| -> Result<Vec<Option<usize>>, TestcaseError> {
