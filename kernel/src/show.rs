@@ -194,6 +194,26 @@ impl Show for MotifTest {
 mod tests {
     use super::*;
 
+    /// Every type a notebook shows has `evcxr_display` (what evcxr calls) with the feature.
+    #[cfg(feature = "evcxr")]
+    #[test]
+    fn every_shown_type_has_evcxr_display() {
+        fn shown<T: EvcxrDisplay + ?Sized>() {}
+        shown::<DataFrame>();
+        shown::<Selection>();
+        shown::<Outcome>();
+        shown::<Store>();
+        shown::<Recording>();
+        shown::<IngestReport>();
+        shown::<Matrix>();
+        shown::<Svg>();
+        shown::<Figure>();
+        shown::<Section>();
+        shown::<TestA>();
+        shown::<TestB>();
+        shown::<MotifTest>();
+    }
+
     #[test]
     fn the_payload_has_one_block_per_rendering() {
         let p = payload(&Svg("<svg/>".into()).bundle());

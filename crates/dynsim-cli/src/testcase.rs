@@ -1,8 +1,11 @@
 //! `dynsim testcase lorenz`: the seed study's Lorenz test case on a store.
 //!
-//! Test A (regimes: 9 systems compared all-pairs, within vs across regime) and Test B
-//! (noise and mixing shrinking over 3 epochs), simulated into the store and compared with
-//! DSA, Procrustes and CKA through the result cache, summarised per metric.
+//! Test A (regimes: 9 systems compared all-pairs, within vs across regime), Test B (noise
+//! and mixing shrinking over 3 epochs) and the motif compositions, simulated into the store
+//! and compared with DSA, Procrustes and CKA through the result cache, summarised per
+//! metric, with figures and a Markdown report. Each step has a progress bar; Ctrl-C stops
+//! scheduling once the running step reaches its comparison, keeps the finished pairs and
+//! exits with status 130.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Execute dynsim's notebooks headlessly on the "Rust (dynsim)" kernel.
+
+    python3 kernel/execute.py notebooks/*.ipynb            # check: any failing cell fails
+    python3 kernel/execute.py --inplace notebooks/*.ipynb  # and keep the outputs
+    python3 kernel/execute.py --out DIR notebooks/*.ipynb  # write executed copies to DIR
+    python3 kernel/execute.py --warm                       # start the kernel once (first build)
+
+Each notebook runs with its own folder as the working directory. Exit status 1 names the
+notebook, the failing cell and the kernel's error. Timeouts are generous because the first
+start of the kernel builds the toolkit (see kernel/install.sh).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+try:
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+except ImportError as e:  # pragma: no cover - depends on the machine
+    sys.exit(f"kernel/execute.py: {e.name} is missing; run `bash kernel/install.sh --headless` first")
+
+KERNEL = "rust-dynsim"
+STARTUP_TIMEOUT = 2 * 3600  # the first start builds polars & co. inside evcxr
+CELL_TIMEOUT = 3600
+
+
+def check_kernel():
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        sys.exit(f"kernel/execute.py: no Jupyter kernel '{KERNEL}'; run `bash kernel/install.sh --headless` first")
+
+
+def failing_cell(nb):
+    """The first code cell with an error output (or None)."""
+    for cell in nb.cells:
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return cell
+    return None
+
+
+def run(nb, cwd, name):
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=STARTUP_TIMEOUT,
+        resources={"metadata": {"path": cwd}},
+    )
+    start = time.time()
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        print(f"FAILED {name}: a cell raised an error\n{e}", file=sys.stderr)
+        # evcxr reports compile errors and panics in the cell's outputs, not in the reply.
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    print("\n".join([out.get("ename", ""), out.get("evalue", "")] + out.get("traceback", [])), file=sys.stderr)
+                elif out.get("name") == "stderr" and cell is failing_cell(nb):
+                    print(out.get("text", ""), file=sys.stderr)
+        return False
+    except DeadKernelError as e:
+        print(f"FAILED {name}: the kernel died ({e}); is the toolkit building? see the kernel's log above", file=sys.stderr)
+        return False
+    except TimeoutError as e:
+        print(f"FAILED {name}: timed out ({e})", file=sys.stderr)
+        return False
+    print(f"ok {name} in {time.time() - start:.1f} s", file=sys.stderr)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*")
+    ap.add_argument("--inplace", action="store_true", help="write the outputs back into each notebook")
+    ap.add_argument("--out", help="write executed copies into this folder")
+    ap.add_argument("--warm", action="store_true", help="start the kernel once and run one cell")
+    args = ap.parse_args()
+    if not args.warm and not args.notebooks:
+        ap.error("name notebooks to execute, or --warm")
+    check_kernel()
+    ok = True
+    if args.warm:
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell("dynsim_kernel::FRAME_ROWS"))
+        ok &= run(nb, os.getcwd(), "warm-up")
+    for path in args.notebooks:
+        if not os.path.isfile(path):
+            print(f"FAILED {path}: no such notebook", file=sys.stderr)
+            ok = False
+            continue
+        nb = nbformat.read(path, as_version=4)
+        good = run(nb, os.path.dirname(os.path.abspath(path)), path)
+        ok &= good
+        if good and args.inplace:
+            nbformat.write(nb, path + ".tmp")
+            os.replace(path + ".tmp", path)
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            nbformat.write(nb, os.path.join(args.out, os.path.basename(path)))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
