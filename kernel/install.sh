@@ -68,7 +68,15 @@ mv "$root/kernel/config/init.evcxr.tmp" "$root/kernel/config/init.evcxr"
 #    A new build folder starts from the workspace's Cargo.lock, so that the kernel builds
 #    the same dependency versions the tests ran with.
 mkdir -p "$cache/build" "$cache/.cargo"
-sed "s|@ROOT@|$root|g" "$root/kernel/config/cargo-config.toml" > "$cache/.cargo/config.toml.tmp"
+#    The patched crates are copied to a fixed place in the cache (only when they changed, to
+#    keep their timestamps): a new checkout elsewhere must not rebuild polars.
+if ! diff -rq "$root/kernel/patches" "$cache/patches" >/dev/null 2>&1; then
+    rm -rf "$cache/patches.tmp"
+    cp -r "$root/kernel/patches" "$cache/patches.tmp"
+    rm -rf "$cache/patches"
+    mv "$cache/patches.tmp" "$cache/patches"
+fi
+sed "s|@PATCHES@|$cache/patches|g" "$root/kernel/config/cargo-config.toml" > "$cache/.cargo/config.toml.tmp"
 mv "$cache/.cargo/config.toml.tmp" "$cache/.cargo/config.toml"
 if [ ! -f "$cache/build/Cargo.lock" ]; then cp "$root/Cargo.lock" "$cache/build/Cargo.lock"; fi
 
