@@ -7,6 +7,7 @@ use dynsim::polars::prelude::*;
 use dynsim::store::layout::natural_cmp;
 use dynsim::store::{Recording, Store};
 use dynsim::testcases::report::Section;
+use dynsim::testcases::svg::{COLOURS, FONT};
 
 use crate::html::{esc, float};
 use crate::KernelError;
@@ -135,7 +136,6 @@ fn utc(secs: i64) -> String {
 pub fn traces_svg(rec: &Recording, units: usize) -> String {
     let [trials, time, width] = rec.row.shape;
     let units = units.min(width);
-    let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
     let mut means = vec![vec![0.0f64; time]; units];
     for (u, m) in means.iter_mut().enumerate() {
         for (t, v) in m.iter_mut().enumerate() {
@@ -152,7 +152,7 @@ pub fn traces_svg(rec: &Recording, units: usize) -> String {
     let (x0, y0, pw, ph) = (60.0, 180.0, 360.0, 150.0);
     let x = |t: usize| x0 + pw * t as f64 / (time.max(2) - 1) as f64;
     let y = |v: f64| y0 - ph * (v - lo) / (hi - lo);
-    let font = "font-family=\"Helvetica, Arial, sans-serif\"";
+    let font = FONT;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"520\" height=\"220\" viewBox=\"0 0 520 220\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -175,7 +175,7 @@ pub fn traces_svg(rec: &Recording, units: usize) -> String {
         float(hi)
     );
     for (u, m) in means.iter().enumerate() {
-        let c = colours[u % colours.len()];
+        let c = COLOURS[u % COLOURS.len()];
         let pts: Vec<String> = m
             .iter()
             .enumerate()

@@ -3,8 +3,10 @@
 
 use std::fmt::Write;
 
-const FONT: &str = "font-family=\"Helvetica, Arial, sans-serif\"";
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+/// The font attribute every figure's text uses.
+pub const FONT: &str = "font-family=\"Helvetica, Arial, sans-serif\"";
+/// The series colours, in order.
+pub const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
