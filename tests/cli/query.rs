@@ -41,7 +41,7 @@ fn parts(store: &str) -> Vec<std::path::PathBuf> {
 }
 
 fn read_parquet(p: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(p).expect("open")).finish().expect("a complete Parquet file")
+    dynsim_query::io::read_parquet(p).expect("a complete Parquet file")
 }
 
 #[test]

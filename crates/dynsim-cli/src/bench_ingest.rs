@@ -101,7 +101,7 @@ pub fn run(dir: &Path, json_out: bool) -> Result<()> {
 /// A catalogue the size of a normal study (11 groups x 64 configurations x 50 checkpoints
 /// x 4 tasks = 140,800 recordings): time to write it, read it, and filter it.
 fn catalog_scale() -> Result<Value> {
-    use dynsim_store::{Catalog, CatalogRow, KeyValue, Keys, Predicate};
+    use dynsim_store::{Catalog, CatalogRow, KeyValue, Keys};
     let mut cat = Catalog::default();
     for g in 0..11 {
         for c in 0..64 {
@@ -138,8 +138,10 @@ fn catalog_scale() -> Result<Value> {
     let back = Catalog::read_parquet(&p)?;
     let read_s = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    let pred = Predicate::parse("group = 'group_3' AND checkpoint >= 2500 AND task IN ('go', 'anti')")?;
-    let hits = pred.filter(&back)?.len();
+    let hits = dynsim_query::Selection::from_catalog(&back)?
+        .filter_sql("group = 'group_3' AND checkpoint >= 2500 AND task IN ('go', 'anti')")?
+        .ids()?
+        .len();
     let filter_s = t.elapsed().as_secs_f64();
     let bytes = std::fs::metadata(&p)?.len();
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,10 +1,11 @@
 //! Query commands: `dynsim compare` (cached, sharded comparisons) and `dynsim sql`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dynsim_query::io::{write_frame, FrameFormat};
 use dynsim_query::{CollectOptions, Comparison, MetricSpec, Selection, Shard};
 use dynsim_store::Store;
 use polars::prelude::*;
@@ -104,37 +105,13 @@ fn compact_table(df: &DataFrame) -> Result<String> {
     Ok(text)
 }
 
-/// The format of an `-o` file from its extension: `parquet` or `csv`, else an error.
-fn output_format(out: &Path) -> Result<String> {
-    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    if ext != "parquet" && ext != "csv" {
-        bail!("-o {}: unknown extension {ext:?}; use .parquet or .csv", out.display());
-    }
-    Ok(ext)
-}
-
-/// Write a frame as .parquet or .csv, atomically (temporary file, then rename).
-fn write_frame(df: &mut DataFrame, out: &Path) -> Result<()> {
-    let ext = output_format(out)?;
-    dynsim_store::fsutil::atomic_write(out, |tmp| {
-        let file = std::fs::File::create(tmp).map_err(dynsim_store::StoreError::io(tmp))?;
-        let res = if ext == "parquet" {
-            ParquetWriter::new(file).finish(df).map(|_| ())
-        } else {
-            CsvWriter::new(file).finish(df)
-        };
-        res.map_err(|e| dynsim_store::StoreError::Parquet { path: tmp.to_path_buf(), detail: e.to_string() })
-    })
-    .with_context(|| format!("writing {}", out.display()))
-}
-
 /// Run `dynsim sql`.
 pub fn run_sql(args: SqlArgs) -> Result<()> {
     let store = Store::open(&args.store.store)?;
-    let mut df = dynsim_query::sql(&store, &args.query)?;
+    let df = dynsim_query::sql(&store, &args.query)?;
     match args.output {
         Some(out) => {
-            write_frame(&mut df, &out)?;
+            write_frame(&df, &out)?;
             println(&format!("wrote {} rows to {}", df.height(), out.display()))
         }
         None => {
@@ -154,7 +131,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         None => Shard::ALL,
     };
     if let Some(out) = &args.output {
-        output_format(out)?;
+        FrameFormat::of(out)?;
     }
     if let Some(n) = args.threads {
         if n == 0 {
@@ -187,7 +164,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     let t0 = Instant::now();
     let outcome = cmp.collect_with(CollectOptions { progress: Some(&mut |p| bar.on(p)), cancel: Some(cancel) });
     bar.finish();
-    let mut outcome = outcome?;
+    let outcome = outcome?;
     let seconds = t0.elapsed().as_secs_f64();
     let summary = format!(
         "{} tasks (pairs x metrics{}): {} cached, {} computed{}, {} DMD fits, {seconds:.1} s; results cached in {}",
@@ -204,7 +181,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
         store.results_dir().display(),
     );
     if let Some(out) = &args.output {
-        write_frame(&mut outcome.frame, out)?;
+        write_frame(&outcome.frame, out)?;
     }
     if args.json {
         println(&serde_json::to_string(&json!({

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use dynsim_query::Selection;
 use dynsim_store::keys::parse_assignment;
-use dynsim_store::{CatalogRow, IngestEvent, IngestOptions, KeyValue, Layout, Predicate, Store};
+use dynsim_store::{Catalog, CatalogRow, IngestEvent, IngestOptions, KeyValue, Layout, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -226,7 +227,10 @@ pub fn run_ls(args: LsArgs) -> Result<()> {
     let store = open(&args.store)?;
     let cat = store.catalog()?;
     let rows: Vec<&CatalogRow> = match &args.predicate {
-        Some(p) => Predicate::parse(p)?.filter(&cat)?,
+        Some(p) => {
+            let keep: std::collections::HashSet<String> = where_ids(&cat, p)?.into_iter().collect();
+            cat.rows.iter().filter(|r| keep.contains(&r.id)).collect()
+        }
         None => cat.rows.iter().collect(),
     };
     if args.json {
@@ -257,6 +261,13 @@ pub fn run_ls(args: LsArgs) -> Result<()> {
     }
     print_table(&table)?;
     println(&format!("{} of {} recordings", rows.len(), cat.rows.len()))
+}
+
+/// The ids of the recordings a `--where` condition keeps: polars SQL over the catalogue,
+/// the same dialect as `compare --left` and `dynsim sql` (unknown columns are an error
+/// that lists the columns).
+fn where_ids(cat: &Catalog, predicate: &str) -> Result<Vec<String>> {
+    Ok(Selection::from_catalog(cat)?.filter_sql(predicate).context("--where")?.ids()?)
 }
 
 fn cell(v: &KeyValue) -> String {
@@ -324,7 +335,10 @@ pub fn run_show(args: ShowArgs) -> Result<()> {
 /// Run `dynsim export`.
 pub fn run_export(args: ExportArgs) -> Result<()> {
     let store = open(&args.store)?;
-    let pred = args.predicate.as_deref().map(Predicate::parse).transpose()?;
-    let rep = store.export(&args.to, pred.as_ref())?;
+    let ids = match &args.predicate {
+        Some(p) => Some(where_ids(&store.catalog()?, p)?),
+        None => None,
+    };
+    let rep = store.export(&args.to, ids.as_deref())?;
     println(&format!("exported {} recordings to {}", rep.recordings, args.to.display()))
 }

@@ -30,9 +30,18 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType as ArrowType, Field, Schema};
+use dynsim_store::arrowcast::{to_f64, to_i64, to_utf8};
 use dynsim_store::fsutil::{atomic_write, sync_dir, unique_suffix, LockGuard};
 use dynsim_store::{Store, StoreError};
-use polars::prelude::*;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
@@ -197,14 +206,18 @@ impl ResultCache {
     pub fn write_part(&self, rows: &[ResultRow]) -> Result<PathBuf, QueryError> {
         fs::create_dir_all(&self.dir).map_err(StoreError::io(&self.dir))?;
         let path = self.dir.join(format!("part-{}-{}.parquet", hostname(), unique_suffix()));
-        let mut df = rows_to_frame(rows)?;
+        let batch = rows_to_batch(rows)?;
         atomic_write(&path, |tmp| {
+            let fail = |e: parquet::errors::ParquetError| StoreError::Parquet {
+                path: tmp.to_path_buf(),
+                detail: e.to_string(),
+            };
             let file = File::create(tmp).map_err(StoreError::io(tmp))?;
-            ParquetWriter::new(file)
-                .with_compression(ParquetCompression::Zstd(None))
-                .finish(&mut df)
-                .map_err(|e| StoreError::Parquet { path: tmp.to_path_buf(), detail: e.to_string() })?;
-            Ok(())
+            let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+            let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(fail)?;
+            w.write(&batch).map_err(fail)?;
+            let file = w.into_inner().map_err(fail)?;
+            file.sync_all().map_err(StoreError::io(tmp))
         })?;
         Ok(path)
     }
@@ -343,8 +356,15 @@ fn read_part(path: &Path) -> Result<Vec<ResultRow>, PartError> {
         Err(e) => return Err(PartError::Bad(StoreError::Io { path: path.to_path_buf(), source: e }.into())),
     };
     let bad = |detail: String| PartError::Bad(QueryError::Cache { path: path.to_path_buf(), detail });
-    let df = ParquetReader::new(file).finish().map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
-    frame_to_rows(&df).map_err(|e| bad(e.to_string()))
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+        out.extend(batch_to_rows(&batch).map_err(bad)?);
+    }
+    Ok(out)
 }
 
 const STR_COLUMNS: [&str; 9] =
@@ -371,40 +391,67 @@ fn rows_to_frame(rows: &[ResultRow]) -> Result<DataFrame, QueryError> {
     Ok(DataFrame::new(rows.len(), cols)?)
 }
 
-fn frame_to_rows(df: &DataFrame) -> Result<Vec<ResultRow>, QueryError> {
-    let strs = STR_COLUMNS
-        .iter()
-        .map(|c| {
-            df.column(c).and_then(|col| col.str().cloned()).map_err(|e| QueryError::Polars(format!("column {c}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let f = |c: &str| {
-        df.column(c).and_then(|col| col.f64().cloned()).map_err(|e| QueryError::Polars(format!("column {c}: {e}")))
-    };
-    let (value, seconds) = (f("value")?, f("seconds")?);
-    let at = df
-        .column("computed_at")
-        .and_then(|col| col.i64().cloned())
-        .map_err(|e| QueryError::Polars(format!("column computed_at: {e}")))?;
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let g = |k: usize| strs[k].get(i).unwrap_or_default().to_string();
-        let (Some(value), Some(seconds)) = (value.get(i), seconds.get(i)) else {
-            return Err(QueryError::Polars(format!("row {i}: value or seconds is null")));
-        };
+/// The columns of a part, in order, with their Arrow types.
+fn part_schema() -> Schema {
+    let mut fields: Vec<Field> = STR_COLUMNS[..5].iter().map(|c| Field::new(*c, ArrowType::Utf8, false)).collect();
+    fields.push(Field::new("value", ArrowType::Float64, false));
+    fields.push(Field::new("seconds", ArrowType::Float64, false));
+    fields.extend(STR_COLUMNS[5..].iter().map(|c| Field::new(*c, ArrowType::Utf8, false)));
+    fields.push(Field::new("computed_at", ArrowType::Int64, false));
+    Schema::new(fields)
+}
+
+fn rows_to_batch(rows: &[ResultRow]) -> Result<RecordBatch, QueryError> {
+    let s =
+        |f: &dyn Fn(&ResultRow) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(rows.iter().map(f))) };
+    let cols: Vec<ArrayRef> = vec![
+        s(&|r| &r.left_hash),
+        s(&|r| &r.right_hash),
+        s(&|r| &r.param_hash),
+        s(&|r| &r.metric),
+        s(&|r| &r.params),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.seconds))),
+        s(&|r| &r.extra),
+        s(&|r| &r.left_id),
+        s(&|r| &r.right_id),
+        s(&|r| &r.dynsim_version),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.computed_at))),
+    ];
+    RecordBatch::try_new(Arc::new(part_schema()), cols)
+        .map_err(|e| QueryError::Polars(format!("cannot assemble a result part: {e}")))
+}
+
+/// Column `name` of a part, converted by `to` (parts written by polars store strings as
+/// views or large strings; every string and number layout is accepted).
+fn part_column<T>(b: &RecordBatch, name: &str, to: fn(&dyn Array) -> Result<T, String>) -> Result<T, String> {
+    let c = b.column_by_name(name).ok_or_else(|| format!("column {name} is missing"))?;
+    to(c.as_ref()).map_err(|e| format!("column {name}: {e}"))
+}
+
+fn batch_to_rows(b: &RecordBatch) -> Result<Vec<ResultRow>, String> {
+    let strs: Vec<StringArray> = STR_COLUMNS.iter().map(|c| part_column(b, c, to_utf8)).collect::<Result<_, _>>()?;
+    let (value, seconds) = (part_column(b, "value", to_f64)?, part_column(b, "seconds", to_f64)?);
+    let at = part_column(b, "computed_at", to_i64)?;
+    let mut out = Vec::with_capacity(b.num_rows());
+    for i in 0..b.num_rows() {
+        if value.is_null(i) || seconds.is_null(i) {
+            return Err(format!("row {i}: value or seconds is null"));
+        }
+        let g = |k: usize| if strs[k].is_null(i) { String::new() } else { strs[k].value(i).to_string() };
         out.push(ResultRow {
             left_hash: g(0),
             right_hash: g(1),
             param_hash: g(2),
             metric: g(3),
             params: g(4),
-            value,
-            seconds,
+            value: value.value(i),
+            seconds: seconds.value(i),
             extra: g(5),
             left_id: g(6),
             right_id: g(7),
             dynsim_version: g(8),
-            computed_at: at.get(i).unwrap_or(0),
+            computed_at: if at.is_null(i) { 0 } else { at.value(i) },
         });
     }
     Ok(out)

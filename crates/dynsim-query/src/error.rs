@@ -46,6 +46,14 @@ pub enum QueryError {
         /// What is wrong.
         detail: String,
     },
+    /// An output file (`-o x.parquet|x.csv`) cannot be written as asked.
+    #[error("{path}: {detail}")]
+    Output {
+        /// The file asked for.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] dynsim_store::StoreError),

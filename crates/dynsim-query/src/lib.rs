@@ -10,6 +10,8 @@
 //!   parallel, each recording's DMD fit once per parameter set; the result is a polars
 //!   `DataFrame` with `left_*` / `right_*` key columns. [`Shard`] splits a plan over
 //!   processes or machines (SLURM arrays).
+//! - [`io`]: frames to and from Parquet and CSV files through the store's Arrow stack
+//!   (polars itself is built without file formats).
 //! - [`stats`]: the seed study's statistics (mean and SEM, Welch's t-test,
 //!   Benjamini-Hochberg, linear regression), on samples and on frames ([`summary`]).
 
@@ -19,6 +21,7 @@ pub mod cache;
 mod compare;
 mod error;
 pub mod frames;
+pub mod io;
 pub mod plan;
 pub mod spec;
 pub mod stats;

@@ -89,14 +89,6 @@ pub enum StoreError {
         /// What is wrong and what to do.
         detail: String,
     },
-    /// A `--where` predicate cannot be parsed or refers to unknown columns.
-    #[error("predicate {predicate:?}: {detail}")]
-    Predicate {
-        /// The predicate as given.
-        predicate: String,
-        /// What is wrong and what to do.
-        detail: String,
-    },
     /// No recording (or more than one) has this id or id prefix.
     #[error("recording {id:?}: {detail}")]
     UnknownRecording {
@@ -119,7 +111,7 @@ impl StoreError {
         move |e| StoreError::Parquet { path, detail: e.to_string() }
     }
 
-    pub(crate) fn arrow(path: impl Into<PathBuf>) -> impl FnOnce(arrow::error::ArrowError) -> StoreError {
+    pub(crate) fn arrow(path: impl Into<PathBuf>) -> impl FnOnce(arrow_schema::ArrowError) -> StoreError {
         let path = path.into();
         move |e| StoreError::Parquet { path, detail: e.to_string() }
     }

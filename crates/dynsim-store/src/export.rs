@@ -4,9 +4,9 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float32Array, ListArray, RecordBatch, UInt32Array};
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow_array::{ArrayRef, Float32Array, ListArray, RecordBatch, UInt32Array};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -14,7 +14,6 @@ use parquet::file::properties::WriterProperties;
 use crate::catalog::{Catalog, CatalogRow};
 use crate::error::StoreError;
 use crate::fsutil::atomic_write;
-use crate::predicate::Predicate;
 use crate::recording::{write_recording, RecordingMeta};
 use crate::store::Store;
 
@@ -28,7 +27,8 @@ pub struct ExportReport {
 }
 
 impl Store {
-    /// Export the recordings `filter` keeps (all when `None`).
+    /// Export the recordings whose ids are in `ids` (all when `None`; select them by their
+    /// keys with the query layer, e.g. `dynsim_query::Selection::filter_sql(..).ids()`).
     ///
     /// - `to` ending in `.parquet`: one long table, one row per (recording, trial, time):
     ///   the catalogue columns of the recording (`id`, keys, `n_trials`, ... `source`), then
@@ -39,11 +39,14 @@ impl Store {
     ///   columns `trial`, `time`, `x: fixed_size_list<f32>[units]`).
     ///
     /// Every file is written to a temporary name and renamed into place when complete.
-    pub fn export(&self, to: &Path, filter: Option<&Predicate>) -> Result<ExportReport, StoreError> {
+    pub fn export(&self, to: &Path, ids: Option<&[String]>) -> Result<ExportReport, StoreError> {
         let cat = self.catalog()?;
-        let rows: Vec<CatalogRow> = match filter {
-            Some(p) => p.filter(&cat)?.into_iter().cloned().collect(),
-            None => cat.rows.clone(),
+        let rows: Vec<CatalogRow> = match ids {
+            Some(ids) => {
+                let keep: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+                cat.rows.into_iter().filter(|r| keep.contains(r.id.as_str())).collect()
+            }
+            None => cat.rows,
         };
         if to.extension().is_some_and(|e| e == "parquet") {
             self.export_table(to, &rows)
@@ -118,7 +121,7 @@ impl Store {
                 let mut cols: Vec<ArrayRef> = meta
                     .columns()
                     .iter()
-                    .map(|c| arrow::compute::take(c.as_ref(), &take, None))
+                    .map(|c| arrow_select::take::take(c.as_ref(), &take, None))
                     .collect::<Result<_, _>>()
                     .map_err(StoreError::arrow(tmp))?;
                 cols.push(Arc::new(UInt32Array::from_iter_values((0..n).map(|r| (r / time) as u32))));

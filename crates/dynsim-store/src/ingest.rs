@@ -16,9 +16,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float32Type, Int64Type};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float32Type;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+
+use crate::arrowcast::{to_f32, to_f64, to_i64, to_utf8};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use parquet::arrow::ProjectionMask;
 
@@ -604,12 +607,12 @@ impl BlockSource for TableSource {
                 return Err(bad(format!("more rows than the {total} selected; the file is damaged")));
             }
             // The batch's values: one list column (values + offsets) or one column per unit.
-            let mut list: Option<(arrow::array::ArrayRef, Vec<usize>)> = None;
-            let mut cols: Vec<arrow::array::ArrayRef> = Vec::new();
+            let mut list: Option<(arrow_array::ArrayRef, Vec<usize>)> = None;
+            let mut cols: Vec<arrow_array::ArrayRef> = Vec::new();
             match &self.unit_columns {
                 UnitColumns::List(_) => {
                     let col = batch.column(0);
-                    let (values, offsets): (arrow::array::ArrayRef, Vec<usize>) = match col.data_type() {
+                    let (values, offsets): (arrow_array::ArrayRef, Vec<usize>) = match col.data_type() {
                         DataType::FixedSizeList(_, w) => {
                             let l = col.as_fixed_size_list();
                             (l.values().clone(), (0..=n).map(|i| (l.offset() + i) * *w as usize).collect())
@@ -627,8 +630,8 @@ impl BlockSource for TableSource {
                     if col.null_count() > 0 || values.null_count() > 0 {
                         return Err(bad("the unit list column holds nulls; fill or drop them before ingesting".into()));
                     }
-                    let values = cast(&values, &DataType::Float32).map_err(StoreError::arrow(&self.path))?;
-                    list = Some((values, offsets));
+                    let values = to_f32(values.as_ref()).map_err(|e| bad(format!("unit values: {e}")))?;
+                    list = Some((std::sync::Arc::new(values) as arrow_array::ArrayRef, offsets));
                 }
                 UnitColumns::Columns(_) => {
                     for (u, col) in batch.columns().iter().enumerate() {
@@ -638,7 +641,9 @@ impl BlockSource for TableSource {
                                 batch.schema().field(u).name()
                             )));
                         }
-                        cols.push(cast(col, &DataType::Float32).map_err(StoreError::arrow(&self.path))?);
+                        let name = batch.schema().field(u).name().clone();
+                        let values = to_f32(col.as_ref()).map_err(|e| bad(format!("unit column {name:?}: {e}")))?;
+                        cols.push(std::sync::Arc::new(values) as arrow_array::ArrayRef);
                     }
                 }
             }
@@ -778,15 +783,14 @@ fn plan_parquet(path: &Path, opts: &IngestOptions) -> Result<Plan, StoreError> {
         let batch: RecordBatch = batch.map_err(StoreError::arrow(path))?;
         let bs = batch.schema();
         let col = |name: &str| bs.index_of(name).ok().map(|i| batch.column(i).clone());
-        let as_i64 = |name: &str| -> Result<Option<arrow::array::Int64Array>, StoreError> {
+        let as_i64 = |name: &str| -> Result<Option<arrow_array::Int64Array>, StoreError> {
             match col(name) {
                 None => Ok(None),
                 Some(c) => {
                     if c.null_count() > 0 {
                         return Err(bad(format!("column {name:?} holds nulls")));
                     }
-                    let c = cast(&c, &DataType::Int64).map_err(StoreError::arrow(path))?;
-                    Ok(Some(c.as_primitive::<Int64Type>().clone()))
+                    Ok(Some(to_i64(c.as_ref()).map_err(|e| bad(format!("column {name:?}: {e}")))?))
                 }
             }
         };
@@ -926,24 +930,21 @@ fn list_width(path: &Path, kind: &UnitColumns, row: usize) -> Result<usize, Stor
 
 /// A key column of one batch, converted once.
 enum KeyColumn {
-    Str(arrow::array::StringArray),
-    Int(arrow::array::Int64Array),
-    Float(arrow::array::Float64Array),
+    Str(arrow_array::StringArray),
+    Int(arrow_array::Int64Array),
+    Float(arrow_array::Float64Array),
 }
 
 impl KeyColumn {
-    fn new(a: &arrow::array::ArrayRef) -> Result<KeyColumn, String> {
+    fn new(a: &arrow_array::ArrayRef) -> Result<KeyColumn, String> {
         let dt = a.data_type();
-        let to = |t: &DataType| cast(a, t).map_err(|e| e.to_string());
         Ok(match dt {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-                KeyColumn::Str(to(&DataType::Utf8)?.as_string::<i32>().clone())
+                KeyColumn::Str(to_utf8(a.as_ref())?)
             }
-            DataType::Boolean => KeyColumn::Int(to(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
-            dt if dt.is_integer() => KeyColumn::Int(to(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
-            dt if is_float(dt) => {
-                KeyColumn::Float(to(&DataType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().clone())
-            }
+            DataType::Boolean => KeyColumn::Int(to_i64(a.as_ref())?),
+            dt if dt.is_integer() => KeyColumn::Int(to_i64(a.as_ref())?),
+            dt if is_float(dt) => KeyColumn::Float(to_f64(a.as_ref())?),
             other => return Err(format!("type {other} cannot be a key (strings, integers, floats, booleans)")),
         })
     }

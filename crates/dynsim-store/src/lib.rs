@@ -7,12 +7,12 @@
 //!   ingests (catalogue updates under a lock). See [`store`] for the layout.
 //! - Ingest ([`IngestOptions`]): HDF5 files written by h5py (pure-Rust `hdf5-reader`, see
 //!   [`h5`]), Parquet long tables and dynsim recording files, NumPy `.npy` / `.npz`.
-//! - [`Predicate`]: SQL `WHERE`-style filters over the catalogue.
 //! - [`export`](Store::export): the catalogue and recordings as plain Parquet for pandas,
 //!   polars or pyarrow.
 
 #![warn(missing_docs)]
 
+pub mod arrowcast;
 pub mod catalog;
 mod error;
 mod export;
@@ -22,7 +22,6 @@ mod ingest;
 pub mod keys;
 pub mod layout;
 pub mod npy;
-pub mod predicate;
 pub mod recording;
 pub mod store;
 
@@ -33,7 +32,6 @@ pub use ingest::IngestOptions;
 pub use keys::{KeyValue, Keys};
 pub use layout::Layout;
 pub use npy::{read_npy, write_npy, NpyArray};
-pub use predicate::Predicate;
 pub use store::{IngestEvent, IngestReport, Recording, Store, VerifyReport};
 
 /// Plan and decode every recording of one input file, streaming in blocks of about

@@ -76,6 +76,27 @@ fn selections_filter_with_polars_expressions_and_sql_predicates() {
     // An unknown column names itself and the columns that exist.
     let err = all.clone().filter_sql("epoch > 3").expect_err("unknown").to_string();
     assert!(err.contains("\"epoch\"") && err.contains("checkpoint") && err.contains("progress"), "{err}");
-    let err = all.filter_sql("checkpoint >").expect_err("syntax").to_string();
+    let err = all.clone().filter_sql("checkpoint >").expect_err("syntax").to_string();
     assert!(err.contains("checkpoint >"), "{err}");
+    // Every catalogue column can be filtered on (the predicates `ls --where` and
+    // `export --where` take, now through the same polars SQL).
+    let n = |p: &str| all.clone().filter_sql(p).and_then(|s| s.ids()).map(|ids| ids.len());
+    assert_eq!(n("\"group\" = 'pretrained' AND checkpoint >= 100").expect("p1"), 4);
+    assert_eq!(n("task IN ('go') AND progress = 1").expect("p2"), 2);
+    assert_eq!(n("n_trials = 4 AND source LIKE '%study.h5:%'").expect("p3"), 12);
+    assert_eq!(n("n_units > 1000").expect("p4"), 0);
+}
+
+#[test]
+fn the_catalogue_frame_is_the_catalogue_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = study_store(dir.path());
+    let from_file = dynsim_query::io::read_parquet(&store.root().join("catalog.parquet")).expect("read file");
+    let frame = dynsim_query::frames::catalog_frame(&store.catalog().expect("catalog")).expect("frame");
+    assert_eq!(frame.height(), 12);
+    assert!(frame.equals_missing(&from_file), "{frame}\n{from_file}");
+    assert_eq!(frame.column("n_trials").expect("n_trials").dtype(), &DataType::UInt32);
+    assert_eq!(frame.column("checkpoint").expect("checkpoint").dtype(), &DataType::Int64);
+    assert_eq!(frame.column("progress").expect("progress").dtype(), &DataType::Float64);
+    assert_eq!(frame.column("group").expect("group").dtype(), &DataType::String);
 }
