@@ -109,6 +109,13 @@ fn bad_inputs_get_clear_errors() {
     let x = data("lorenz_x.npy");
     let err = fail(&["metric", "dsa", &x, "/nonexistent/file.npy"]);
     assert!(err.contains("/nonexistent/file.npy"), "{err}");
+    // The OS message once, not repeated by the error's source chain.
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("store").display().to_string();
+    let err = fail(&["ingest", "/nonexistent/run.h5", "--store", &store]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(!tmp.path().join("store").exists(), "a missing input creates no store");
     // not a .npy file
     let garbage = root().join("data/make_examples.py").display().to_string();
     let err = fail(&["metric", "cka", &x, &garbage]);

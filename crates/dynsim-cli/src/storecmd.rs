@@ -162,6 +162,10 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
         key_columns: args.key_columns.clone(),
         require_keys: args.require_keys.clone(),
     };
+    // A missing input is an error before anything is created (no empty store left behind).
+    for f in &args.files {
+        std::fs::metadata(f).map_err(dynsim_store::StoreError::io(f))?;
+    }
     let (store, created) = Store::open_or_init(&args.store.store)?;
     if created && !args.json {
         eprintln!("created a new store in {}", args.store.store.display());

@@ -36,11 +36,8 @@ use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, String
 use arrow_schema::{DataType as ArrowType, Field, Schema};
 use dynsim_store::arrowcast::{to_f64, to_i64, to_utf8};
 use dynsim_store::fsutil::{atomic_write, sync_dir, unique_suffix, LockGuard};
+use dynsim_store::table::{read_table, write_table};
 use dynsim_store::{Store, StoreError};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 
@@ -207,18 +204,7 @@ impl ResultCache {
         fs::create_dir_all(&self.dir).map_err(StoreError::io(&self.dir))?;
         let path = self.dir.join(format!("part-{}-{}.parquet", hostname(), unique_suffix()));
         let batch = rows_to_batch(rows)?;
-        atomic_write(&path, |tmp| {
-            let fail = |e: parquet::errors::ParquetError| StoreError::Parquet {
-                path: tmp.to_path_buf(),
-                detail: e.to_string(),
-            };
-            let file = File::create(tmp).map_err(StoreError::io(tmp))?;
-            let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
-            let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(fail)?;
-            w.write(&batch).map_err(fail)?;
-            let file = w.into_inner().map_err(fail)?;
-            file.sync_all().map_err(StoreError::io(tmp))
-        })?;
+        atomic_write(&path, |tmp| write_table(tmp, &batch))?;
         Ok(path)
     }
 
@@ -350,19 +336,18 @@ enum PartError {
 }
 
 fn read_part(path: &Path) -> Result<Vec<ResultRow>, PartError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PartError::Vanished),
-        Err(e) => return Err(PartError::Bad(StoreError::Io { path: path.to_path_buf(), source: e }.into())),
-    };
     let bad = |detail: String| PartError::Bad(QueryError::Cache { path: path.to_path_buf(), detail });
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+    let batches = match read_table(path) {
+        Ok((_, batches)) => batches,
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PartError::Vanished)
+        }
+        Err(StoreError::Parquet { detail, .. }) => return Err(bad(detail)),
+        Err(e) => return Err(PartError::Bad(e.into())),
+    };
     let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
-        out.extend(batch_to_rows(&batch).map_err(bad)?);
+    for batch in &batches {
+        out.extend(batch_to_rows(batch).map_err(bad)?);
     }
     Ok(out)
 }

@@ -30,16 +30,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::ffi::{from_ffi, to_ffi, FFI_ArrowArray, FFI_ArrowSchema};
-use arrow_array::{
-    make_array, new_empty_array, ArrayRef as RsArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader,
-};
+use arrow_array::{make_array, new_empty_array, ArrayRef as RsArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field as RsField, Schema as RsSchema};
 use dynsim_store::fsutil::atomic_write;
+use dynsim_store::table::{read_table, write_table};
 use dynsim_store::StoreError;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use polars::prelude::*;
 use polars_arrow::ffi as pl_ffi;
 
@@ -153,15 +148,7 @@ pub fn batch_to_frame(schema: &RsSchema, batches: &[RecordBatch]) -> Result<Data
 /// Read a Parquet file (any writer: dynsim, pyarrow, polars, DuckDB, Spark) as a polars
 /// frame. Errors name the file.
 pub fn read_parquet(path: &Path) -> Result<DataFrame, QueryError> {
-    let file = File::open(path).map_err(StoreError::io(path))?;
-    let bad = |e: String| StoreError::Parquet {
-        path: path.to_path_buf(),
-        detail: format!("not a readable Parquet file: {e}"),
-    };
-    let reader =
-        ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| bad(e.to_string()))?;
-    let schema = reader.schema();
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+    let (schema, batches) = read_table(path)?;
     batch_to_frame(&schema, &batches)
 }
 
@@ -177,18 +164,7 @@ pub fn write_frame(df: &DataFrame, path: &Path) -> Result<(), QueryError> {
     match FrameFormat::of(path)? {
         FrameFormat::Parquet => {
             let batch = frame_to_batch(df)?;
-            atomic_write(path, |tmp| {
-                let fail = |e: parquet::errors::ParquetError| StoreError::Parquet {
-                    path: tmp.to_path_buf(),
-                    detail: e.to_string(),
-                };
-                let file = File::create(tmp).map_err(StoreError::io(tmp))?;
-                let level = ZstdLevel::try_new(3).map_err(fail)?;
-                let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
-                let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(fail)?;
-                w.write(&batch).map_err(fail)?;
-                w.into_inner().map_err(fail)?.sync_all().map_err(StoreError::io(tmp))
-            })?;
+            atomic_write(path, |tmp| write_table(tmp, &batch))?;
         }
         FrameFormat::Csv => {
             let columns = csv_columns(df, path)?;

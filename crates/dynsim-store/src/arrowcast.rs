@@ -77,7 +77,7 @@ pub fn to_i64(a: &dyn Array) -> Result<Int64Array, String> {
     }
     fn float(x: f64) -> Option<i64> {
         // -2^63 and 2^63 are exact in f64; the range check excludes 2^63 itself.
-        (x.fract() == 0.0 && x >= -9.223_372_036_854_776e18 && x < 9.223_372_036_854_776e18).then_some(x as i64)
+        (x.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&x)).then_some(x as i64)
     }
     Ok(match a.data_type() {
         DataType::Boolean => a.as_boolean().iter().map(|v| v.map(i64::from)).collect(),

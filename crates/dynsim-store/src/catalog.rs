@@ -8,16 +8,11 @@
 //! `ingested_at` (seconds since the Unix epoch).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use crate::error::StoreError;
 use crate::keys::{KeyType, KeyValue, Keys, STANDARD_KEYS};
@@ -142,28 +137,19 @@ impl Catalog {
 
     /// Write the catalogue as Parquet to `path` (not atomically; the store renames).
     pub fn write_parquet(&self, path: &Path) -> Result<(), StoreError> {
-        let batch = self.to_record_batch()?;
-        let file = File::create(path).map_err(StoreError::io(path))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(StoreError::parquet(path))?))
-            .build();
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(StoreError::parquet(path))?;
-        w.write(&batch).map_err(StoreError::parquet(path))?;
-        let file = w.into_inner().map_err(StoreError::parquet(path))?;
-        file.sync_all().map_err(StoreError::io(path))
+        crate::table::write_table(path, &self.to_record_batch()?)
     }
 
     /// Read `catalog.parquet`.
     pub fn read_parquet(path: &Path) -> Result<Catalog, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { path: path.to_path_buf(), detail };
-        let file = File::open(path).map_err(StoreError::io(path))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| corrupt(format!("cannot read the catalogue: {e}")))?;
+        let (_, batches) = crate::table::read_table(path).map_err(|e| match e {
+            StoreError::Parquet { detail, .. } => corrupt(format!("cannot read the catalogue: {detail}")),
+            other => other,
+        })?;
         let mut rows = Vec::new();
-        for batch in reader {
-            let batch = batch.map_err(|e| corrupt(format!("cannot read the catalogue: {e}")))?;
-            rows.extend(rows_of(&batch).map_err(|d| corrupt(format!("catalogue column {d}")))?);
+        for batch in &batches {
+            rows.extend(rows_of(batch).map_err(|d| corrupt(format!("catalogue column {d}")))?);
         }
         Ok(Catalog { rows })
     }

@@ -24,6 +24,7 @@ pub mod layout;
 pub mod npy;
 pub mod recording;
 pub mod store;
+pub mod table;
 
 pub use catalog::{Catalog, CatalogRow};
 pub use error::StoreError;
