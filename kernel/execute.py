@@ -5,6 +5,7 @@
     python3 kernel/execute.py --inplace notebooks/*.ipynb  # and keep the outputs
     python3 kernel/execute.py --out DIR notebooks/*.ipynb  # write executed copies to DIR
     python3 kernel/execute.py --warm                       # start the kernel once (first build)
+    python3 kernel/execute.py --smoke                      # a kernel building under $HOME runs a cell
 
 Each notebook runs with its own folder as the working directory. Exit status 1 names the
 notebook, the failing cell and the kernel's error. Timeouts are generous because the first
@@ -12,13 +13,17 @@ start of the kernel builds the toolkit (see kernel/install.sh).
 """
 
 import argparse
+import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 try:
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 except ImportError as e:  # pragma: no cover - depends on the machine
@@ -44,9 +49,10 @@ def failing_cell(nb):
     return None
 
 
-def run(nb, cwd, name):
+def run(nb, cwd, name, km=None):
     client = NotebookClient(
         nb,
+        km=km,
         kernel_name=KERNEL,
         timeout=CELL_TIMEOUT,
         startup_timeout=STARTUP_TIMEOUT,
@@ -65,6 +71,9 @@ def run(nb, cwd, name):
                 elif out.get("name") == "stderr" and cell is failing_cell(nb):
                     print(out.get("text", ""), file=sys.stderr)
         return False
+    except RuntimeError as e:  # the kernel died while starting (before kernel_info)
+        print(f"FAILED {name}: the kernel did not start ({e}); its own message is above", file=sys.stderr)
+        return False
     except DeadKernelError as e:
         print(f"FAILED {name}: the kernel died ({e}); is the toolkit building? see the kernel's log above", file=sys.stderr)
         return False
@@ -75,17 +84,65 @@ def run(nb, cwd, name):
     return True
 
 
+def smoke():
+    """Start the installed kernel (its launcher and evcxr) with a new, empty build folder
+    under $HOME and no dependencies, run one cell and check its value.
+
+    Where evcxr's build folder lies decided whether a cell's shared library found Rust's
+    standard library (a relative RUNPATH; under $HOME it did not, so every user's kernel died
+    at its first cell while CI, building under /var/tmp, passed). This builds evcxr's own
+    profile (RUNPATH and all) in the folder users get, so it fails if the launcher stops
+    providing the library path."""
+    spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    home_cache = os.path.join(os.path.expanduser("~"), ".cache")
+    os.makedirs(home_cache, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="dynsim-kernel-smoke-", dir=home_cache)
+    try:
+        build = os.path.join(work, "build")
+        config = os.path.join(work, "config")
+        kernels = os.path.join(work, "kernels")
+        for d in (build, config, os.path.join(kernels, KERNEL)):
+            os.makedirs(d)
+        with open(os.path.join(kernels, KERNEL, "kernel.json"), "w") as f:
+            json.dump({"argv": spec.argv, "display_name": "dynsim smoke test", "language": "rust",
+                       "env": {"EVCXR_CONFIG_DIR": config, "EVCXR_TMPDIR": build}}, f)
+        km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell("let v: Vec<u64> = (1..=10).collect();\nv.iter().sum::<u64>() * 2"))
+        try:
+            if not run(nb, work, f"smoke test (build folder {build})", km=km):
+                return False
+        finally:
+            # A kernel manager passed in is not shut down by nbclient.
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+        texts = [o.get("data", {}).get("text/plain", "") for o in nb.cells[0].get("outputs", [])]
+        if not any(t.strip() == "110" for t in texts):
+            print(f"FAILED smoke test: the cell should show 110, it showed {texts!r}", file=sys.stderr)
+            return False
+        libs = [os.path.join(dp, n) for dp, _, ns in os.walk(build) for n in ns if n.startswith("libcode_")]
+        if not libs:
+            print(f"FAILED smoke test: evcxr built no cell library under {build}", file=sys.stderr)
+            return False
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*")
     ap.add_argument("--inplace", action="store_true", help="write the outputs back into each notebook")
     ap.add_argument("--out", help="write executed copies into this folder")
     ap.add_argument("--warm", action="store_true", help="start the kernel once and run one cell")
+    ap.add_argument("--smoke", action="store_true", help="start the kernel with a new build folder under $HOME, run a cell")
     args = ap.parse_args()
-    if not args.warm and not args.notebooks:
-        ap.error("name notebooks to execute, or --warm")
+    if not args.warm and not args.smoke and not args.notebooks:
+        ap.error("name notebooks to execute, or --warm, or --smoke")
     check_kernel()
     ok = True
+    if args.smoke:
+        ok &= smoke()
     if args.warm:
         nb = nbformat.v4.new_notebook()
         nb.cells.append(nbformat.v4.new_code_cell("dynsim_kernel::FRAME_ROWS"))
