@@ -46,15 +46,19 @@ cache="$(cd "$cache" && pwd)"
 
 # 1. evcxr_jupyter, pinned (its notebook protocol and build folder layout change between
 #    releases). `cargo install` builds it in ~5 minutes on 2 cores; skipped when present.
-if cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
+#    Both cargo's record and the binary must be there (a deleted binary is reinstalled).
+if cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:" && command -v evcxr_jupyter >/dev/null; then
     say "evcxr_jupyter $EVCXR_VERSION is installed"
 else
     say "installing evcxr_jupyter $EVCXR_VERSION (cargo install --locked; ~5 minutes on 2 cores)"
     start=$(date +%s)
-    cargo install --locked evcxr_jupyter --version "=$EVCXR_VERSION"
+    cargo install --locked --force evcxr_jupyter --version "=$EVCXR_VERSION"
     say "evcxr_jupyter installed in $(( $(date +%s) - start )) s"
 fi
-evcxr="$(command -v evcxr_jupyter)"
+evcxr="$(command -v evcxr_jupyter)" || {
+    say "evcxr_jupyter is installed but not on PATH (looked in $cargo_bin and PATH); add cargo's install folder to PATH"
+    exit 1
+}
 
 # 2. Jupyter at user level: the client libraries that execute notebooks, and Jupyter Lab
 #    for people (not with --headless).
