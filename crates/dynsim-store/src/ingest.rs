@@ -79,9 +79,70 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    /// `file:location`, as stored in the catalogue's `source` column.
+    /// `file:location`, as stored in the catalogue's `source` column (only the description
+    /// for a recording ingested from memory, which has no location).
     pub fn source_label(&self) -> String {
-        format!("{}:{}", self.file.display(), self.location)
+        if self.location.is_empty() {
+            self.file.display().to_string()
+        } else {
+            format!("{}:{}", self.file.display(), self.location)
+        }
+    }
+}
+
+/// A recording held in memory, for [`crate::Store::ingest_arrays`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayRecording {
+    /// `trials * time * units` values, C order (trial-major, then time).
+    pub values: Vec<f32>,
+    /// `[trials, time, units]`, each at least 1.
+    pub shape: [usize; 3],
+    /// The recording's keys (standard keys are normalised to their types).
+    pub keys: Keys,
+    /// What the recording is, for the catalogue's `source` column: something a reader can
+    /// trace it back to (e.g. `dynsim record: runs/a/checkpoints/train-003.safetensors,
+    /// anti_pdm_delay test trials 0..200, stimulus`).
+    pub source: String,
+}
+
+impl ArrayRecording {
+    pub(crate) fn into_candidate(self) -> Result<Candidate, StoreError> {
+        let bad = |detail: String| StoreError::BadInput {
+            path: PathBuf::from(&self.source),
+            location: String::new(),
+            detail,
+        };
+        if self.source.trim().is_empty() {
+            return Err(StoreError::BadInput {
+                path: PathBuf::from("<memory>"),
+                location: String::new(),
+                detail: "an in-memory recording needs a source description".into(),
+            });
+        }
+        if self.shape.contains(&0) {
+            return Err(bad(format!(
+                "shape {:?} has an empty dimension; recordings need at least one trial, step and unit",
+                self.shape
+            )));
+        }
+        let len: usize = self.shape.iter().product();
+        if len != self.values.len() {
+            return Err(bad(format!("shape {:?} needs {len} values but {} were given", self.shape, self.values.len())));
+        }
+        let keys: Keys = self
+            .keys
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), normalise(k, v.clone())?)))
+            .collect::<Result<_, StoreError>>()?;
+        let units = self.shape[1] * self.shape[2];
+        Ok(Candidate {
+            file: PathBuf::from(&self.source),
+            location: String::new(),
+            keys,
+            shape: self.shape,
+            dtype: "float32".into(),
+            source: Box::new(ArraySource { array: Some(self.values), per_trial: units }),
+        })
     }
 }
 

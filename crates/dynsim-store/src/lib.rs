@@ -29,7 +29,7 @@ pub mod table;
 pub use catalog::{Catalog, CatalogRow};
 pub use error::StoreError;
 pub use export::ExportReport;
-pub use ingest::IngestOptions;
+pub use ingest::{ArrayRecording, IngestOptions};
 pub use keys::{KeyValue, Keys};
 pub use layout::Layout;
 pub use npy::{read_npy, write_npy, NpyArray};

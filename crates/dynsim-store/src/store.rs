@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{recording_id, Catalog, CatalogRow};
 use crate::error::StoreError;
 use crate::fsutil::{atomic_write, sync_dir, unique_suffix, LockGuard};
-use crate::ingest::{plan, IngestOptions};
+use crate::ingest::{plan, ArrayRecording, Candidate, IngestOptions};
 use crate::keys::{KeyType, Keys};
 use crate::recording::{read_recording, RecordingMeta, RecordingWriter};
 
@@ -310,11 +310,7 @@ impl Store {
     ) -> Result<IngestReport, StoreError> {
         // Constant keys get the types of the standard keys (`progress` 0 is a float), as
         // `--key` gives them, before anything is read or staged.
-        let constant_keys: Keys = opts
-            .keys
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), crate::keys::normalise(k, v.clone())?)))
-            .collect::<Result<_, StoreError>>()?;
+        let constant_keys = constant_keys(opts)?;
         let _ = self.clean_staging(std::time::Duration::from_secs(60));
         let txn = Staging::create(&self.root)?;
         let mut report = IngestReport::default();
@@ -344,15 +340,63 @@ impl Store {
             report.skipped.extend(p.skipped.iter().map(|s| format!("{}: {s}", f.display())));
             plans.push(p);
         }
-        let total: u64 =
-            plans.iter().flat_map(|p| &p.candidates).map(|c| c.shape.iter().product::<usize>() as u64).sum();
-        progress(IngestEvent::Planned { recordings: plans.iter().map(|p| p.candidates.len()).sum(), values: total });
+        let candidates: Vec<Candidate> = plans.into_iter().flat_map(|p| p.candidates).collect();
+        self.stage_and_commit(txn, candidates, &constant_keys, opts, report, progress)
+    }
+
+    /// Ingest recordings held in memory (a network's recorded states, a simulated test case)
+    /// without going through files: each [`ArrayRecording`] becomes one recording with its
+    /// keys (normalised as `--key` does, then `opts.keys` on top) and its `source` text in
+    /// the catalogue. All of them are committed in one catalogue update, or none on an error.
+    pub fn ingest_arrays(
+        &self,
+        arrays: Vec<ArrayRecording>,
+        opts: &IngestOptions,
+        progress: &mut dyn FnMut(IngestEvent),
+    ) -> Result<IngestReport, StoreError> {
+        let constant_keys = constant_keys(opts)?;
+        let mut candidates = Vec::with_capacity(arrays.len());
+        for a in arrays {
+            candidates.push(a.into_candidate()?);
+        }
+        for c in &candidates {
+            let missing: Vec<&String> =
+                opts.require_keys.iter().filter(|k| !c.keys.contains_key(*k) && !opts.keys.contains_key(*k)).collect();
+            if !missing.is_empty() {
+                return Err(StoreError::BadInput {
+                    path: c.file.clone(),
+                    location: c.location.clone(),
+                    detail: format!(
+                        "lacks the required key{} {}",
+                        if missing.len() > 1 { "s" } else { "" },
+                        missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        let _ = self.clean_staging(std::time::Duration::from_secs(60));
+        let txn = Staging::create(&self.root)?;
+        self.stage_and_commit(txn, candidates, &constant_keys, opts, IngestReport::default(), progress)
+    }
+
+    /// Streams every candidate into the staging folder, then commits them all.
+    fn stage_and_commit(
+        &self,
+        txn: Staging,
+        candidates: Vec<Candidate>,
+        constant_keys: &Keys,
+        opts: &IngestOptions,
+        mut report: IngestReport,
+        progress: &mut dyn FnMut(IngestEvent),
+    ) -> Result<IngestReport, StoreError> {
+        let total: u64 = candidates.iter().map(|c| c.shape.iter().product::<usize>() as u64).sum();
+        progress(IngestEvent::Planned { recordings: candidates.len(), values: total });
         let mut staged: Vec<(CatalogRow, PathBuf)> = Vec::new();
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        for (n, cand) in plans.into_iter().flat_map(|p| p.candidates).enumerate() {
+        for (n, cand) in candidates.into_iter().enumerate() {
             let mut keys = cand.keys.clone();
-            for (k, v) in &constant_keys {
+            for (k, v) in constant_keys {
                 keys.insert(k.clone(), v.clone());
             }
             let source = cand.source_label();
@@ -491,6 +535,11 @@ impl Store {
         report.added = new_rows;
         Ok(())
     }
+}
+
+/// `opts.keys` with the standard keys' types (`progress` 0 is a float), as `--key` gives them.
+fn constant_keys(opts: &IngestOptions) -> Result<Keys, StoreError> {
+    opts.keys.iter().map(|(k, v)| Ok((k.clone(), crate::keys::normalise(k, v.clone())?))).collect()
 }
 
 /// Run reader code; a panic inside a third-party decoder on damaged input becomes an error

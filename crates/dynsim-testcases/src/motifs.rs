@@ -32,7 +32,9 @@ use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
 use crate::noise::{course, Course};
-use crate::regimes::{collect, floats, metrics, put, select, strings, with_metrics, Preset, TestcaseError};
+use crate::regimes::{
+    collect, floats, metrics, put_all, recording, select, strings, with_metrics, Preset, TestcaseError,
+};
 
 /// The motif names, in order.
 pub const MOTIFS: [&str; 5] = ["line", "curve", "lorenz_stable", "lorenz_chaos", "path"];
@@ -184,10 +186,10 @@ pub struct MotifTest {
 
 /// Make and ingest the 60 compositions (already present ones add nothing).
 pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
-    let dir = tempfile::tempdir()?;
+    let mut all = Vec::new();
     let motifs: Vec<Array3<f64>> =
         (0..5).map(|i| motif(i, preset.trajectories, preset.steps, preset.seed * 1000 + 500 + i as u64)).collect();
-    for (n, c) in compositions().iter().enumerate() {
+    for c in compositions().iter() {
         let x = compose(&[&motifs[c[0]], &motifs[c[1]], &motifs[c[2]]]);
         let keys = [
             "model=motifs".to_string(),
@@ -197,9 +199,9 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
             format!("motif2={}", MOTIFS[c[1]]),
             format!("motif3={}", MOTIFS[c[2]]),
         ];
-        put(store, dir.path(), &format!("motifs_{n}"), &x, preset, &keys)?;
+        all.push(recording("motif test", &x, preset, &keys)?);
     }
-    Ok(())
+    put_all(store, all)
 }
 
 /// Run the motif test on `store`.

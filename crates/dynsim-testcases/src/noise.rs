@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
-use crate::regimes::{collect, floats, metrics, put, select, with_metrics, Preset, TestcaseError};
+use crate::regimes::{collect, floats, metrics, put_all, recording, select, with_metrics, Preset, TestcaseError};
 
 /// The patterns: `r` of the Lorenz systems used.
 pub const PATTERNS: [f64; 7] = [0.5, 5.0, 10.0, 15.0, 30.0, 40.0, 50.0];
@@ -92,13 +92,12 @@ pub struct TestB {
 /// Simulate and ingest every recording of Test B for `preset` (already present ones add
 /// nothing).
 pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
-    let dir = tempfile::tempdir()?;
+    let mut all = Vec::new();
     let patterns: Vec<Array3<f64>> = PATTERNS
         .iter()
         .enumerate()
         .map(|(i, r)| simulate(*r, preset.trajectories, preset.steps, preset.seed * 1000 + 100 + i as u64))
         .collect();
-    let mut n = 0u64;
     for (pi, p) in patterns.iter().enumerate() {
         for (qi, q) in patterns.iter().enumerate() {
             if pi == qi {
@@ -120,13 +119,12 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
                         format!("pattern_r={:?}", PATTERNS[pi]),
                         format!("second_r={:?}", PATTERNS[qi]),
                     ];
-                    put(store, dir.path(), &format!("noise_{n}"), &x, preset, &keys)?;
-                    n += 1;
+                    all.push(recording("Test B (noise and mixing)", &x, preset, &keys)?);
                 }
             }
         }
     }
-    Ok(())
+    put_all(store, all)
 }
 
 /// Mean and SEM of `value` at each level 1, 2, 3 of `epoch`, and the least-squares line of

@@ -12,7 +12,7 @@
 use dynsim_query::polars::prelude::*;
 use dynsim_query::{CollectOptions, Comparison, MetricSpec, Outcome, QueryError, Selection};
 use dynsim_store::keys::parse_assignment;
-use dynsim_store::{IngestOptions, Store, StoreError};
+use dynsim_store::{ArrayRecording, IngestOptions, Store, StoreError};
 use ndarray::Array2;
 
 use crate::lorenz::{simulate, Regime};
@@ -99,26 +99,40 @@ pub(crate) fn collect(cmp: Comparison<'_>, options: CollectOptions<'_>) -> Resul
     Ok(out)
 }
 
-/// Write `x` as a `.npy` file in `dir` and ingest it with the `k=v` keys (parsed as
+/// One simulated recording for [`Store::ingest_arrays`], with the `k=v` keys (parsed as
 /// `--key` does) plus the preset's `seed` and `trajectories`, which [`select`] filters on
-/// (an identical recording with the same keys adds nothing).
-pub(crate) fn put(
-    store: &Store,
-    dir: &std::path::Path,
-    name: &str,
+/// (an identical recording with the same keys adds nothing). Its catalogue `source` says what
+/// made it: the test case, the preset and the keys.
+pub(crate) fn recording(
+    case: &str,
     x: &ndarray::Array3<f64>,
     preset: Preset,
     keys: &[String],
-) -> Result<(), TestcaseError> {
-    let f = dir.join(format!("{name}.npy"));
-    dynsim_store::write_npy(&f, x.view().into_dyn())?;
-    let mut opts = IngestOptions::default();
+) -> Result<ArrayRecording, TestcaseError> {
     let preset_keys = [format!("seed={}", preset.seed), format!("trajectories={}", preset.trajectories)];
+    let mut parsed = dynsim_store::Keys::new();
     for kv in keys.iter().chain(&preset_keys) {
         let (k, v) = parse_assignment(kv)?;
-        opts.keys.insert(k, v);
+        parsed.insert(k, v);
     }
-    store.ingest(&[f], &opts, &mut |_| {})?;
+    let (trials, time, units) = x.dim();
+    Ok(ArrayRecording {
+        values: x.iter().map(|&v| v as f32).collect(),
+        shape: [trials, time, units],
+        keys: parsed,
+        source: format!(
+            "dynsim testcase lorenz, {case} (preset: {} trajectories x {} steps, seed {}): {}",
+            preset.trajectories,
+            preset.steps,
+            preset.seed,
+            keys.join(", ")
+        ),
+    })
+}
+
+/// Ingests the simulated recordings in one catalogue update.
+pub(crate) fn put_all(store: &Store, recordings: Vec<ArrayRecording>) -> Result<(), TestcaseError> {
+    store.ingest_arrays(recordings, &IngestOptions::default(), &mut |_| {})?;
     Ok(())
 }
 
@@ -161,7 +175,7 @@ pub(crate) fn strings(df: &DataFrame, c: &str) -> Result<Vec<String>, TestcaseEr
 /// Simulate and ingest the 9 systems of `preset` (a no-op for recordings already in the
 /// store: same content and keys add nothing).
 pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
-    let dir = tempfile::tempdir()?;
+    let mut all = Vec::new();
     for (i, (regime, r)) in systems().iter().enumerate() {
         let x = simulate(*r, preset.trajectories, preset.steps, preset.seed * 1000 + i as u64);
         let keys = [
@@ -170,9 +184,9 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
             format!("condition={}", regime.name()),
             format!("r={r:?}"),
         ];
-        put(store, dir.path(), &format!("lorenz_{i}"), &x, preset, &keys)?;
+        all.push(recording("Test A (regimes)", &x, preset, &keys)?);
     }
-    Ok(())
+    put_all(store, all)
 }
 
 /// Run Test A on `store`: ingest (if needed), compare all pairs with [`metrics`], and

@@ -17,6 +17,20 @@ fn dsa_separates_the_regimes_better_than_procrustes_and_cka() {
     let store = Store::init(dir.path().join("s")).expect("init");
     let a = run(&store, Preset::SMALL).expect("test A");
     assert_eq!((a.computed, a.cached), (3 * 36, 0));
+    // The recordings came from memory: the catalogue says what made them, not a temporary file.
+    let cat = store.catalog().expect("catalogue");
+    assert_eq!(cat.rows.len(), 9);
+    for row in &cat.rows {
+        assert!(
+            row.source.starts_with(
+                "dynsim testcase lorenz, Test A (regimes) (preset: 50 trajectories x 200 steps, seed 0): model=lorenz"
+            ),
+            "{}",
+            row.source
+        );
+        assert!(row.source.contains("condition="), "{}", row.source);
+        assert!(!row.source.contains(".npy") && !row.source.contains("/tmp"), "{}", row.source);
+    }
     for r in &a.results {
         eprintln!(
             "{:>10}: within {:.3} across {:.3} ratio {:.2} auc {:.3}",

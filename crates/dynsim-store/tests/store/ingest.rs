@@ -402,3 +402,84 @@ fn constant_keys_from_the_library_get_the_standard_types() {
     bad.keys.insert("progress".into(), KeyValue::Int(2));
     assert_rejected(&store, &[file], &bad, &["progress", "[0, 1]"]);
 }
+
+fn array(values: Vec<f32>, shape: [usize; 3], keys: &[&str], source: &str) -> dynsim_store::ArrayRecording {
+    let keys = keys.iter().map(|kv| parse_assignment(kv).expect("key")).collect();
+    dynsim_store::ArrayRecording { values, shape, keys, source: source.into() }
+}
+
+#[test]
+fn arrays_from_memory_are_stored_with_their_keys_and_source() {
+    let (_d, store) = new_store();
+    let a: Vec<f32> = (0..2 * 5 * 3).map(|i| (i as f32).sin()).collect();
+    let b: Vec<f32> = (0..4 * 2).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let report = store
+        .ingest_arrays(
+            vec![
+                array(a.clone(), [2, 5, 3], &["model=rnn", "checkpoint=3", "progress=1", "lr=0.001"], "run a, epoch 3"),
+                array(b.clone(), [4, 2, 1], &["model=gru", "seed=7"], "run b, epoch 0"),
+            ],
+            &IngestOptions {
+                keys: [parse_assignment("task=pdm").unwrap()].into_iter().collect(),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .expect("ingest");
+    assert_eq!(report.added.len(), 2);
+    let cat = store.catalog().expect("catalogue");
+    for (values, shape, source) in [(a, [2, 5, 3], "run a, epoch 3"), (b, [4, 2, 1], "run b, epoch 0")] {
+        let row = cat.rows.iter().find(|r| r.source == source).expect("source kept");
+        assert_eq!(row.shape, shape);
+        assert_eq!(row.keys.get("task"), Some(&KeyValue::Str("pdm".into())), "constant keys added");
+        let rec = store.read_row(row, true).expect("read back, hash checked");
+        assert_eq!(rec.data.iter().copied().collect::<Vec<f32>>(), values, "values round-trip bit-exactly");
+    }
+    let row = cat.rows.iter().find(|r| r.source == "run a, epoch 3").unwrap();
+    assert_eq!(row.keys.get("progress"), Some(&KeyValue::Float(1.0)), "standard keys take their types");
+    assert_eq!(row.keys.get("checkpoint"), Some(&KeyValue::Int(3)));
+    // The same values and keys again add nothing.
+    let b_again = array(
+        (0..4 * 2).map(|i| i as f32 * 0.25 - 1.0).collect(),
+        [4, 2, 1],
+        &["model=gru", "seed=7", "task=pdm"],
+        "run b, epoch 0, again",
+    );
+    let again = store.ingest_arrays(vec![b_again], &IngestOptions::default(), &mut |_| {}).expect("ingest");
+    assert_eq!((again.added.len(), again.already_present.len()), (0, 1));
+}
+
+#[test]
+fn bad_arrays_are_refused_and_leave_the_store_untouched() {
+    let (_d, store) = new_store();
+    store
+        .ingest_arrays(
+            vec![array(vec![0.5; 6], [1, 2, 3], &["model=x"], "first")],
+            &IngestOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+    let cases: Vec<(dynsim_store::ArrayRecording, &str)> = vec![
+        (array(vec![1.0; 5], [1, 2, 3], &[], "short"), "needs 6 values but 5"),
+        (array(vec![], [0, 2, 3], &[], "empty"), "empty dimension"),
+        (array(vec![1.0, f32::NAN], [1, 2, 1], &[], "nan"), "NaN"),
+        (
+            dynsim_store::ArrayRecording {
+                values: vec![1.0; 2],
+                shape: [1, 2, 1],
+                keys: [("checkpoint".to_string(), KeyValue::Str("late".into()))].into_iter().collect(),
+                source: "bad key".into(),
+            },
+            "checkpoint",
+        ),
+        (array(vec![1.0; 2], [1, 2, 1], &[], " "), "source description"),
+    ];
+    for (bad, needle) in cases {
+        let before = snapshot_without_lock(store.root());
+        // A good recording in the same call is not committed either.
+        let good = array(vec![2.0; 2], [1, 2, 1], &["model=y"], "good");
+        let err = store.ingest_arrays(vec![good, bad], &IngestOptions::default(), &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+        assert_eq!(snapshot_without_lock(store.root()), before, "{err}");
+    }
+}
