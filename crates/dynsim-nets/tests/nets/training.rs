@@ -1,0 +1,322 @@
+//! Training: Adam against its formula, learning PDM, frozen weights, checkpoints, resume.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dynsim_nets::checkpoint;
+use dynsim_nets::train::{self, Adam, Outcome, RunConfig};
+use dynsim_nets::{Activation, Arch, DType, Device, NetConfig, Network, Rule, Tensor};
+
+use crate::common::values;
+
+fn small_run(arch: Arch) -> RunConfig {
+    let net = match arch {
+        Arch::Mamba => NetConfig::mamba(8, 1),
+        a => NetConfig::recurrent(a, Activation::Relu, 16),
+    };
+    let mut c = RunConfig::study(net);
+    c.batch = 16;
+    c.samples_per_rule = 32;
+    c.eval_per_rule = 32;
+    c.max_epochs = 2;
+    c.seed = 5;
+    c
+}
+
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn adam_follows_pytorch_formula() {
+    // One parameter, three steps with known gradients: compare with the closed form.
+    let net =
+        Network::init(NetConfig::recurrent(Arch::LeakyRnn, Activation::Tanh, 2), 1, DType::F64, &Device::Cpu).unwrap();
+    let (_, var) = net.params()[2].clone(); // bias, 2 values
+    let mut adam = Adam::new(vec![("bias".into(), var.clone())], 0.1).unwrap();
+    let mut p = values(var.as_tensor());
+    let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+    for (t, g) in [[0.5, -2.0], [0.1, 0.3], [-1.0, 4.0]].iter().enumerate() {
+        // d(sum(bias * g))/d bias = g
+        let gt = Tensor::new(&g[..], &Device::Cpu).unwrap();
+        let loss = (var.as_tensor() * &gt).unwrap().sum_all().unwrap();
+        adam.step(&loss.backward().unwrap()).unwrap();
+        let t = (t + 1) as i32;
+        for k in 0..2 {
+            m[k] = 0.9 * m[k] + 0.1 * g[k];
+            v[k] = 0.999 * v[k] + 0.001 * g[k] * g[k];
+            let mh = m[k] / (1.0 - 0.9f64.powi(t));
+            let vh = v[k] / (1.0 - 0.999f64.powi(t));
+            p[k] -= 0.1 * mh / (vh.sqrt() + 1e-8);
+        }
+        let got = values(var.as_tensor());
+        for k in 0..2 {
+            assert!((got[k] - p[k]).abs() < 1e-14, "step {t}: {} vs {}", got[k], p[k]);
+        }
+    }
+    assert_eq!(adam.steps(), 3);
+}
+
+#[test]
+fn a_small_network_learns_pdm() {
+    // Coherence-0 trials have no right answer (both stimuli are equal), so a perfect observer
+    // scores 0.5 on them and the decision-step accuracy over all trials tops out near 0.9;
+    // the criterion is taken on the trials with a signal.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = RunConfig::study(NetConfig::recurrent(Arch::LeakyRnn, Activation::Relu, 64));
+    c.train_rules = vec![Rule::Pdm];
+    c.lr = 0.01;
+    c.batch = 32;
+    c.samples_per_rule = 2048;
+    c.eval_per_rule = 256;
+    c.max_epochs = 16;
+    // Stops once the decision accuracy over all trials passes 0.85 (about 10 epochs here).
+    c.stop_accuracy = 0.85;
+    c.seed = 3;
+    let stop = AtomicBool::new(false);
+    let out = train::train(&c, dir.path(), &Device::Cpu, &mut |_| {}, &stop).unwrap();
+    let Outcome::Done(paths) = out else { panic!("not stopped") };
+    let (net, meta) = checkpoint::load(paths.last().unwrap(), DType::F32, &Device::Cpu).unwrap();
+    let by_coh = train::accuracy_by_coherence(&net, Rule::Pdm, 400).unwrap();
+    let signal: Vec<f64> = by_coh.iter().filter(|(c, _)| *c > 0.0).map(|(_, a)| *a).collect();
+    let mean = signal.iter().sum::<f64>() / signal.len() as f64;
+    assert!(mean >= 0.9, "accuracy on trials with a signal {mean:.3} ({by_coh:?}); per-epoch {:?}", meta.accuracy);
+    let zero = by_coh.iter().find(|(c, _)| *c == 0.0).unwrap().1;
+    assert!((zero - 0.5).abs() < 0.2, "coherence 0 is a coin flip: {zero}");
+}
+
+#[test]
+fn frozen_training_changes_only_the_input_weights() {
+    for arch in Arch::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = small_run(arch);
+        c.pretrain_rules = vec![Rule::Pdm, Rule::AntiPdm];
+        c.frozen = true;
+        let stop = AtomicBool::new(false);
+        let Outcome::Done(paths) = train::train(&c, dir.path(), &Device::Cpu, &mut |_| {}, &stop).unwrap() else {
+            panic!()
+        };
+        let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            names,
+            ["pretrain-000", "pretrain-001", "pretrain-002", "train-000", "train-001", "train-002"]
+                .map(|n| format!("{n}.safetensors"))
+        );
+        let read = |name: &str| checkpoint::read(&dir.path().join("checkpoints").join(name), &Device::Cpu).unwrap().0;
+        let start = read("train-000.safetensors");
+        let end = read("train-002.safetensors");
+        assert_eq!(values(&start[&c.net.parameters()[0].name]).len(), values(&end[&c.net.parameters()[0].name]).len());
+        let inputs = train::input_parameters(&c.net);
+        for spec in c.net.parameters() {
+            let (a, b) = (values(&start[&spec.name]), values(&end[&spec.name]));
+            if inputs.contains(&spec.name) {
+                assert_ne!(a, b, "{}: {} trains", arch.name(), spec.name);
+            } else {
+                let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{}: {} must stay bit-identical", arch.name(), spec.name);
+            }
+        }
+        // Pretraining trains everything.
+        let p0 = read("pretrain-000.safetensors");
+        let p2 = read("pretrain-002.safetensors");
+        for spec in c.net.parameters() {
+            if spec.name.ends_with("A_log") || spec.name.ends_with(".D") || spec.name.contains("norm") {
+                continue; // may barely move in two epochs of 2 batches, but still must not be frozen
+            }
+            assert_ne!(values(&p0[&spec.name]), values(&p2[&spec.name]), "{}: {} pretrains", arch.name(), spec.name);
+        }
+    }
+}
+
+#[test]
+fn checkpoints_round_trip_bit_exactly_with_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_run(Arch::LeakyGru);
+    let stop = AtomicBool::new(false);
+    let Outcome::Done(paths) = train::train(&c, dir.path(), &Device::Cpu, &mut |_| {}, &stop).unwrap() else {
+        panic!()
+    };
+    let last = paths.last().unwrap();
+    let (net, meta) = checkpoint::load(last, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(meta.phase, "train");
+    assert_eq!(meta.epoch, 2);
+    assert!(meta.phase_done);
+    assert_eq!(meta.accuracy.len(), 1);
+    let run: RunConfig = serde_json::from_value(meta.run.clone()).unwrap();
+    assert_eq!(run, c);
+    // Save again and compare bytes: the format is stable and lossless.
+    let again = dir.path().join("again.safetensors");
+    checkpoint::save(&net, &meta, &again).unwrap();
+    assert_eq!(std::fs::read(last).unwrap(), std::fs::read(&again).unwrap());
+    // Names and shapes are PyTorch's.
+    let (tensors, _) = checkpoint::read(last, &Device::Cpu).unwrap();
+    let want: HashMap<String, Vec<usize>> = c.net.parameters().into_iter().map(|p| (p.name, p.shape)).collect();
+    assert_eq!(tensors.len(), want.len());
+    for (n, t) in &tensors {
+        assert_eq!(t.dims(), want[n].as_slice(), "{n}");
+        assert_eq!(t.dtype(), DType::F32);
+    }
+}
+
+#[test]
+fn a_stopped_run_resumes_to_the_same_files() {
+    for arch in [Arch::LeakyRnn, Arch::Mamba] {
+        let mut c = small_run(arch);
+        c.pretrain_rules = vec![Rule::PdmDelay];
+        let whole = tempfile::tempdir().unwrap();
+        let no = AtomicBool::new(false);
+        train::train(&c, whole.path(), &Device::Cpu, &mut |_| {}, &no).unwrap();
+        // Stop at several points: mid-epoch in pretraining, at a phase boundary, mid-training.
+        for stop_after in [1usize, 4, 7] {
+            let part = tempfile::tempdir().unwrap();
+            let stop = AtomicBool::new(false);
+            let mut n = 0;
+            let out = train::train(
+                &c,
+                part.path(),
+                &Device::Cpu,
+                &mut |_| {
+                    n += 1;
+                    if n == stop_after {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                },
+                &stop,
+            )
+            .unwrap();
+            assert_eq!(out, Outcome::Stopped);
+            let resumed = train::train(&c, part.path(), &Device::Cpu, &mut |_| {}, &no).unwrap();
+            assert!(matches!(resumed, Outcome::Done(_)));
+            let (a, b) = (files(whole.path()), files(part.path()));
+            assert_eq!(
+                a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+                b.iter().map(|f| &f.0).collect::<Vec<_>>(),
+                "{} stopped after {stop_after} batches: same files",
+                arch.name()
+            );
+            for (x, y) in a.iter().zip(&b) {
+                assert!(x.1 == y.1, "{} stopped after {stop_after} batches: {} differs", arch.name(), x.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let no = AtomicBool::new(false);
+    let cases: Vec<(RunConfig, &str)> = vec![
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.net.hidden = 0;
+                c
+            },
+            "hidden",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.lr = 0.0;
+                c
+            },
+            "learning rate",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.lr = -1.0;
+                c
+            },
+            "learning rate",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.batch = 0;
+                c
+            },
+            "batch",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::Mamba);
+                c.net.n_layers = 0;
+                c
+            },
+            "layer",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.frozen = true;
+                c
+            },
+            "pretraining",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.dtype = "f16".into();
+                c
+            },
+            "dtype",
+        ),
+        (
+            {
+                let mut c = small_run(Arch::LeakyRnn);
+                c.train_rules.clear();
+                c
+            },
+            "rule",
+        ),
+    ];
+    for (c, word) in cases {
+        let err = train::train(&c, &out, &Device::Cpu, &mut |_| {}, &no).unwrap_err().to_string();
+        assert!(err.contains(word), "{err}");
+        assert!(!out.exists(), "nothing written for a bad config ({err})");
+    }
+    // Another configuration into an existing run folder is refused, and the folder untouched.
+    let c = small_run(Arch::LeakyRnn);
+    train::train(&c, &out, &Device::Cpu, &mut |_| {}, &no).unwrap();
+    let before = files(&out);
+    let mut other = c.clone();
+    other.seed += 1;
+    let err = train::train(&other, &out, &Device::Cpu, &mut |_| {}, &no).unwrap_err().to_string();
+    assert!(err.contains("another configuration"), "{err}");
+    assert_eq!(before, files(&out));
+}
+
+#[test]
+fn foreign_truncated_and_mismatched_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_run(Arch::LeakyRnn);
+    let no = AtomicBool::new(false);
+    let Outcome::Done(paths) = train::train(&c, dir.path(), &Device::Cpu, &mut |_| {}, &no).unwrap() else { panic!() };
+    let good = std::fs::read(paths.last().unwrap()).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    let err = checkpoint::load(&truncated, DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("truncated.safetensors"), "{err}");
+    let foreign = dir.path().join("foreign.safetensors");
+    std::fs::write(&foreign, b"PK\x03\x04 not a safetensors file at all").unwrap();
+    let err = checkpoint::load(&foreign, DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("foreign.safetensors") && err.contains("not a safetensors"), "{err}");
+    // A leaky RNN checkpoint loaded as a GRU or Mamba: the error names the tensor and shape.
+    let gru = NetConfig::recurrent(Arch::LeakyGru, Activation::Relu, 16);
+    let err = checkpoint::load_with(paths.last().unwrap(), gru, DType::F32, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("weight_ih") && err.contains("[48, 7]"), "{err}");
+    let err = checkpoint::load_with(paths.last().unwrap(), NetConfig::mamba(8, 1), DType::F32, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("embedding.weight") && err.contains("missing"), "{err}");
+}
