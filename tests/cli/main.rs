@@ -176,6 +176,7 @@ fn bench_runs_and_our_optimiser_beats_the_reference_style_one() {
     assert_eq!(v["all_pairs"]["pairs"], 3);
 }
 
+mod nets;
 mod query;
 mod store;
 mod testcase;

@@ -43,13 +43,19 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     s
 }
 
-/// A python3 that can import pyarrow and numpy: installs them with pip into a folder
-/// under the target directory when the system python lacks them (so that `cargo test`
-/// works on a fresh machine with only python3).
+/// A python3 that can import pyarrow and numpy (see [`python_with`]).
 fn python() -> Command {
+    python_with(&["pyarrow", "numpy"])
+}
+
+/// A python3 that can import `modules` (pip packages of the same names): installs the
+/// missing ones with pip into a folder under the target directory when the system python
+/// lacks them (so that `cargo test` works on a fresh machine with only python3).
+pub(crate) fn python_with(modules: &[&str]) -> Command {
+    let import = format!("import {}", modules.join(", "));
     let probe = |pp: Option<&Path>| {
         let mut c = Command::new("python3");
-        c.args(["-c", "import pyarrow, numpy"]);
+        c.args(["-c", &import]);
         if let Some(p) = pp {
             c.env("PYTHONPATH", p);
         }
@@ -58,16 +64,18 @@ fn python() -> Command {
     if probe(None) {
         return Command::new("python3");
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pydeps");
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join("pydeps")).unwrap_or(dir);
+    // One folder per set of modules, so that tests running at once never pip into one folder.
+    let folder = format!("pydeps-{}", modules.join("-"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target").join(&folder);
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join(&folder)).unwrap_or(dir);
     if !probe(Some(&dir)) {
         let st = Command::new("python3")
             .args(["-m", "pip", "install", "--quiet", "--target"])
             .arg(&dir)
-            .args(["pyarrow", "numpy"])
+            .args(modules)
             .status()
             .expect("python3 -m pip");
-        assert!(st.success(), "could not install pyarrow with pip into {}", dir.display());
+        assert!(st.success(), "could not install {modules:?} with pip into {}", dir.display());
     }
     let mut c = Command::new("python3");
     c.env("PYTHONPATH", &dir);

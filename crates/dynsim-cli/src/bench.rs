@@ -32,6 +32,9 @@ pub enum BenchWhat {
     /// All-pairs DSA through the store and the result cache (default 100 recordings,
     /// 4,950 pairs): cold, then again from the cache.
     Compare,
+    /// Training speed: ms per batch (64 x 400 steps) of the study's networks, one network on
+    /// one thread and two networks on two threads (`--pairs` timed batches each).
+    Train,
 }
 
 /// Arguments of `dynsim bench`.
@@ -60,9 +63,10 @@ pub struct BenchArgs {
     /// DMD rank.
     #[arg(long, default_value_t = 50)]
     pub rank: usize,
-    /// Pairs timed one by one (and compared with the reference-style optimiser).
+    /// Pairs timed one by one (and compared with the reference-style optimiser); for
+    /// `train`, batches timed per model.
     #[arg(long, default_value_t = 10)]
-    pairs: usize,
+    pub pairs: usize,
     /// Pairs on which the (slow) reference-style optimiser also runs; 0 skips it.
     #[arg(long, default_value_t = 5)]
     baseline_pairs: usize,
@@ -120,6 +124,9 @@ fn median(v: &mut [f64]) -> f64 {
 pub fn run(a: BenchArgs) -> Result<()> {
     if let BenchWhat::Ingest = a.what {
         return crate::bench_ingest::run(&a.dir, a.json);
+    }
+    if let BenchWhat::Train = a.what {
+        return crate::bench_train::run(&a);
     }
     let recordings = a.recordings.unwrap_or(if let BenchWhat::Compare = a.what { 100 } else { 20 });
     if recordings < 2 {

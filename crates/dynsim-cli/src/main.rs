@@ -7,7 +7,9 @@
 mod bench;
 mod bench_compare;
 mod bench_ingest;
+mod bench_train;
 mod metric;
+mod netcmd;
 mod output;
 mod progress;
 mod querycmd;
@@ -49,6 +51,14 @@ enum Command {
     Testcase(testcase::TestcaseArgs),
     /// SQL over the store's tables (recordings, results), printed or written to .parquet / .csv.
     Sql(querycmd::SqlArgs),
+    /// Train one of the seed study's networks (leaky RNN, leaky GRU, Mamba) on the PDM task
+    /// family, with an optional pretraining curriculum; checkpoints every epoch; resumable.
+    Train(netcmd::TrainArgs),
+    /// Run a training run's checkpoints on a task's fixed test trials and add the recorded
+    /// states to a store, with the run's keys.
+    Record(netcmd::RecordArgs),
+    /// Run a network (a dynsim checkpoint or PyTorch weights in safetensors) on your inputs.
+    Forward(netcmd::ForwardArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +74,9 @@ fn main() -> ExitCode {
         Command::Compare(args) => querycmd::run_compare(args),
         Command::Sql(args) => querycmd::run_sql(args),
         Command::Testcase(args) => testcase::run_testcase(args),
+        Command::Train(args) => netcmd::run_train(args),
+        Command::Record(args) => netcmd::run_record(args),
+        Command::Forward(args) => netcmd::run_forward(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
