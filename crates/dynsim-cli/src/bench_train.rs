@@ -30,7 +30,8 @@ fn models() -> Vec<(&'static str, NetConfig)> {
     ]
 }
 
-/// Times `steps` training steps of one network on one thread; returns milliseconds per batch.
+/// Times `steps` training steps of one network on one thread after 3 warm-up steps; returns the
+/// median milliseconds per batch (as the PyTorch anchor script does).
 fn time_one(config: &NetConfig, seed: u64, batch: usize, steps: usize) -> Result<f64> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().context("a one-thread pool")?;
     pool.install(|| -> Result<f64> {
@@ -46,12 +47,17 @@ fn time_one(config: &NetConfig, seed: u64, batch: usize, steps: usize) -> Result
             adam.step(&loss.backward()?)?;
             Ok(())
         };
-        step()?; // warm-up
-        let start = Instant::now();
-        for _ in 0..steps {
-            step()?;
+        for _ in 0..3 {
+            step()?; // warm-up
         }
-        Ok(start.elapsed().as_secs_f64() * 1e3 / steps as f64)
+        let mut times = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let start = Instant::now();
+            step()?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
     })
 }
 
@@ -95,7 +101,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         println(&summary.to_string())?;
     } else {
         println(&format!(
-            "(batch {batch} x {} steps, f32, {steps} timed batches after one warm-up; generating a batch takes {gen_ms:.1} ms)",
+            "(batch {batch} x {} steps, f32, median of {steps} batches after 3 warm-up ones; generating a batch takes {gen_ms:.1} ms)",
             data.steps
         ))?;
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dynsim_nets::checkpoint::{self, CheckpointMeta};
+use dynsim_nets::record::{record, Window};
 use dynsim_nets::train::{self, Outcome, RunConfig};
 use dynsim_nets::{Activation, Arch, Batch, DType, Device, NetConfig, Rule, Task, Tensor};
 use dynsim_store::keys::parse_assignment;
@@ -242,33 +243,6 @@ pub struct RecordArgs {
     keys: Vec<String>,
 }
 
-/// The steps a window keeps of a test trial.
-fn window_range(window: &str, rule: Rule, trial: &dynsim_nets::Trial) -> Result<std::ops::Range<usize>> {
-    let steps = trial.steps();
-    if window == "whole" {
-        return Ok(0..steps);
-    }
-    if let Some((a, b)) = window.split_once("..") {
-        let parse =
-            |s: &str| s.trim().parse::<usize>().with_context(|| format!("--window {window}: `{s}` is not a step"));
-        let (a, b) = (parse(a)?, parse(b)?);
-        if a >= b || b > steps {
-            bail!(
-                "--window {window}: needs START < END <= {steps} (the test trials of {} have {steps} steps)",
-                rule.name()
-            );
-        }
-        return Ok(a..b);
-    }
-    trial.period(window).with_context(|| {
-        format!(
-            "--window {window}: {} has the periods {}; or give whole or START..END",
-            rule.name(),
-            rule.period_names().join(", ")
-        )
-    })
-}
-
 /// The curriculum label used as the `group` key: `none`, or the pretraining rules joined by
 /// `+`, with `+frozen` when only the input weights trained afterwards.
 pub fn curriculum_group(run: &RunConfig) -> String {
@@ -306,9 +280,9 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
         let (name, value) = parse_assignment(k).with_context(|| format!("--key {k}"))?;
         extra.insert(name, value);
     }
-    let test = Batch::test(&rule, 0..a.trials as u64)?;
-    let window = window_range(&a.window, rule, &test.trials[0])?;
-    let x = train::inputs_tensor(&test, DType::F64, &Device::Cpu)?;
+    let window = Window::parse(&a.window)?;
+    // The window is checked before any checkpoint runs.
+    window.steps(&rule, &Batch::test(&rule, 0..1)?.trials[0])?;
     // Last epoch of each phase, for `progress`.
     let mut last_epoch = std::collections::HashMap::new();
     for p in &all {
@@ -321,18 +295,14 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
     let bar = ProgressBar::new(chosen.len() as u64);
     for path in &chosen {
         let (net, meta) = checkpoint::load(path, DType::F64, &Device::Cpu)?;
-        let out = net.forward(&x, true)?;
-        let states = out.states.context("the network returned no states")?;
-        let states = states.narrow(1, window.start, window.len())?.to_dtype(DType::F32)?;
-        let shape = states.dims().to_vec();
-        let values = states.flatten_all()?.to_vec1::<f32>()?;
+        let rec = record(&net, &rule, &window, a.trials)?;
         let run: RunConfig = serde_json::from_value(meta.run.clone())
             .with_context(|| format!("{}: the run configuration in its metadata does not parse", path.display()))?;
         let keys =
             record_keys(&meta, &run, rule, &a.window, last_epoch.get(&meta.phase).copied().unwrap_or(0), &extra)?;
         recordings.push(ArrayRecording {
-            values,
-            shape: [shape[0], shape[1], shape[2]],
+            values: rec.values,
+            shape: rec.shape,
             keys,
             source: format!(
                 "dynsim record: {}, {} test trials 0..{}, window {} (steps {}..{})",
@@ -340,8 +310,8 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
                 rule.name(),
                 a.trials,
                 a.window,
-                window.start,
-                window.end
+                rec.steps.start,
+                rec.steps.end
             ),
         });
         bar.inc(1);

@@ -68,7 +68,18 @@ macro_rules! real {
 real!(f32);
 real!(f64);
 
+/// `1 / (1 + e^{−x})`, with `x` clamped to ±40 first: beyond that the value is 0 or 1 to
+/// within 5e-18, and `e^{−x}` never overflows.
+#[inline]
 fn sigmoid<T: Real>(x: T) -> T {
+    let lim = T::c(40.0);
+    let x = if x > lim {
+        lim
+    } else if x < -lim {
+        -lim
+    } else {
+        x
+    };
     T::c(1.0) / (T::c(1.0) + (-x).rexp())
 }
 

@@ -7,6 +7,8 @@
 //! - [`Network`]: leaky RNN, leaky GRU (the study's variant) and Mamba (as mambapy 1.0.0), with
 //!   PyTorch parameter names and initialisation, forward passes that return the logits and the
 //!   recorded state, and the study's loss (cross-entropy + 1e-4 · Σ‖p‖_F).
+//! - [`train`]: the study's training (curricula, frozen weights, Adam) with atomic
+//!   [`checkpoint`]s and resume; [`record`]: states on a task's fixed test trials.
 //!
 //! On the CPU the recurrences (the RNN/GRU time loop, Mamba's selective scan) run as fused
 //! candle custom ops with hand-written backward passes ([`fused`]): one op per sequence instead
@@ -27,6 +29,7 @@ pub mod checkpoint;
 pub mod fused;
 mod mamba;
 mod model;
+pub mod record;
 mod rnn;
 pub mod task;
 pub mod train;

@@ -320,3 +320,37 @@ fn foreign_truncated_and_mismatched_checkpoints_are_clear_errors() {
         .to_string();
     assert!(err.contains("embedding.weight") && err.contains("missing"), "{err}");
 }
+
+#[test]
+fn record_keeps_the_window_of_the_fixed_test_trials() {
+    use dynsim_nets::record::{record, Window};
+    for config in [NetConfig::recurrent(Arch::LeakyGru, Activation::Tanh, 5), NetConfig::mamba(8, 1)] {
+        let net = Network::init(config.clone(), 2, DType::F64, &Device::Cpu).unwrap();
+        let whole = record(&net, &Rule::AntiPdmDelay, &Window::Whole, 3).unwrap();
+        assert_eq!(whole.shape, [3, 350, config.state_width()]);
+        let stim = record(&net, &Rule::AntiPdmDelay, &Window::parse("stimulus").unwrap(), 3).unwrap();
+        assert_eq!((stim.shape, stim.steps.clone()), ([3, 200, config.state_width()], 25..225));
+        let range = record(&net, &Rule::AntiPdmDelay, &Window::parse("300..350").unwrap(), 3).unwrap();
+        assert_eq!(range.shape[1], 50);
+        // The windows are slices of the whole recording, trial by trial.
+        let w = config.state_width();
+        for t in 0..3 {
+            for s in 0..200 {
+                let a = &stim.values[(t * 200 + s) * w..(t * 200 + s + 1) * w];
+                let b = &whole.values[(t * 350 + s + 25) * w..(t * 350 + s + 26) * w];
+                assert_eq!(a, b);
+            }
+        }
+        // The same trials for every network: the recording depends only on the weights.
+        let again = record(&net, &Rule::AntiPdmDelay, &Window::Whole, 3).unwrap();
+        assert_eq!(whole, again);
+    }
+    let net =
+        Network::init(NetConfig::recurrent(Arch::LeakyRnn, Activation::Relu, 4), 2, DType::F64, &Device::Cpu).unwrap();
+    for (w, needle) in
+        [("delay", "fixation, stimulus, decision"), ("10..500", "START < END <= 220"), ("5..x", "not a step")]
+    {
+        let err = Window::parse(w).and_then(|w| record(&net, &Rule::Pdm, &w, 2)).unwrap_err().to_string();
+        assert!(err.contains(needle), "{w}: {err}");
+    }
+}
