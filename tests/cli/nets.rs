@@ -56,6 +56,11 @@ fn train_record_forward_through_the_binary() {
         cwd,
     );
     assert!(text.contains("6 recordings added"), "{text}");
+    let again = ok(
+        &["record", "--run", "run", "--window", "stimulus", "--trials", "10", "--store", "s", "--key", "study=cli"],
+        cwd,
+    );
+    assert!(again.contains("0 recordings added") && again.contains("6 already there"), "{again}");
     let store = Store::open(cwd.join("s")).unwrap();
     let cat = store.catalog().unwrap();
     assert_eq!(cat.rows.len(), 6);

@@ -291,7 +291,10 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
         let e = last_epoch.entry(meta.phase.clone()).or_insert(0usize);
         *e = (*e).max(meta.epoch);
     }
-    let mut recordings = Vec::new();
+    // One commit per checkpoint, so memory holds one recording at a time (a Mamba d16 run of 50
+    // epochs would otherwise hold 7 GB); a rerun after an interruption adds only what is missing.
+    let (store, _) = Store::open_or_init(&a.store.store)?;
+    let (mut added, mut present) = (0, 0);
     let bar = ProgressBar::new(chosen.len() as u64);
     for path in &chosen {
         let (net, meta) = checkpoint::load(path, DType::F64, &Device::Cpu)?;
@@ -300,7 +303,7 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
             .with_context(|| format!("{}: the run configuration in its metadata does not parse", path.display()))?;
         let keys =
             record_keys(&meta, &run, rule, &a.window, last_epoch.get(&meta.phase).copied().unwrap_or(0), &extra)?;
-        recordings.push(ArrayRecording {
+        let recording = ArrayRecording {
             values: rec.values,
             shape: rec.shape,
             keys,
@@ -313,18 +316,14 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
                 rec.steps.start,
                 rec.steps.end
             ),
-        });
+        };
+        let report = store.ingest_arrays(vec![recording], &IngestOptions::default(), &mut |_| {})?;
+        added += report.added.len();
+        present += report.already_present.len();
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let (store, _) = Store::open_or_init(&a.store.store)?;
-    let report = store.ingest_arrays(recordings, &IngestOptions::default(), &mut |_| {})?;
-    println(&format!(
-        "{} recordings added to {} ({} already there)",
-        report.added.len(),
-        a.store.store.display(),
-        report.already_present.len()
-    ))?;
+    println(&format!("{added} recordings added to {} ({present} already there)", a.store.store.display()))?;
     Ok(())
 }
 
