@@ -19,15 +19,12 @@
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
 
 use crate::model::Activation;
 
 /// The float types the fused ops run in (f32, f64).
 pub trait Real:
     WithDType
-    + faer::traits::ComplexField
     + Copy
     + Add<Output = Self>
     + Sub<Output = Self>
@@ -85,6 +82,7 @@ fn sigmoid<T: Real>(x: T) -> T {
 
 /// `f(x)` and `f'(x)` of an activation, as PyTorch computes them (relu' = 0 at 0; softplus is
 /// `x` above 20).
+#[inline]
 fn act<T: Real>(a: Activation, x: T) -> (T, T) {
     let zero = T::c(0.0);
     let one = T::c(1.0);
@@ -117,9 +115,74 @@ fn act<T: Real>(a: Activation, x: T) -> (T, T) {
     }
 }
 
-/// `dst (m × n) (=|+=) lhs (m × k) · rhs (k × n)`, one thread.
-fn gemm<T: Real>(dst: MatMut<'_, T>, add: bool, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
-    matmul(dst, if add { Accum::Add } else { Accum::Replace }, lhs, rhs, T::c(1.0), Par::Seq);
+/// A read-only matrix operand: `rows × cols` values of `data` at `r·rs + c·cs`.
+#[derive(Clone, Copy)]
+struct Op<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> Op<'a, T> {
+    /// A row-major `rows × cols` matrix.
+    fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Op { data, rows, cols, rs: cols, cs: 1 }
+    }
+
+    /// The transpose (no copy).
+    fn t(self) -> Self {
+        Op { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst (=|+=) lhs · rhs` with `dst` row-major `lhs.rows × rhs.cols`, on one thread, through
+/// the gemm crate (the SIMD kernels candle uses for its own products).
+fn gemm<T: Real>(dst: &mut [T], add: bool, lhs: Op<'_, T>, rhs: Op<'_, T>) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    // The bounds the raw-pointer call relies on: checked, not assumed.
+    assert!(rhs.rows == k && dst.len() >= m * n && lhs.fits() && rhs.fits(), "fused recurrence: product shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !add {
+            dst[..m * n].iter_mut().for_each(|v| *v = T::c(0.0));
+        }
+        return;
+    }
+    // SAFETY: every index the kernel touches, r·rs + c·cs for r < rows and c < cols, was
+    // checked above to lie inside its slice; dst is exclusively borrowed and does not alias
+    // lhs or rhs (distinct borrows); T is f32 or f64 (the `Real` impls), which gemm supports.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            add,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::c(1.0),
+            T::c(1.0),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 fn slice<'a, T: Real>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [T]> {
@@ -155,46 +218,74 @@ impl LeakyScan {
         }
     }
 
-    /// New state of unit `j` from its previous state and the step's pre-activations `pre` (G·H).
-    #[inline]
-    fn update<T: Real>(&self, h: usize, j: usize, hp: T, pre: &[T]) -> T {
+    /// One step for the whole batch: `cur` (`batch × H`) from `prev` (`batch × H`, `None` for
+    /// h_0 = 0) and the step's pre-activations `pre` (`batch × G·H`). Contiguous rows, one
+    /// branch per call, so the element loops vectorise.
+    fn step<T: Real>(&self, h: usize, pre: &[T], prev: Option<&[T]>, cur: &mut [T]) {
         let d = T::c(self.decay);
         let one = T::c(1.0);
-        if self.gru {
-            let z = sigmoid(pre[h + j]);
-            let (fnv, _) = act(self.activation, pre[2 * h + j]);
-            (one - z) * hp + z * (d * hp + (one - d) * fnv)
-        } else {
-            let (f, _) = act(self.activation, pre[j]);
-            d * hp + (one - d) * f
+        let gh = self.gates() * h;
+        for (i, c) in cur.chunks_exact_mut(h).enumerate() {
+            let p = &pre[i * gh..(i + 1) * gh];
+            let hp = prev.map(|v| &v[i * h..(i + 1) * h]);
+            if self.gru {
+                let (z, n) = (&p[h..2 * h], &p[2 * h..3 * h]);
+                for j in 0..h {
+                    let zj = sigmoid(z[j]);
+                    let (fnv, _) = act(self.activation, n[j]);
+                    let hpj = hp.map_or(T::c(0.0), |v| v[j]);
+                    c[j] = (one - zj) * hpj + zj * (d * hpj + (one - d) * fnv);
+                }
+            } else {
+                for j in 0..h {
+                    let (f, _) = act(self.activation, p[j]);
+                    let hpj = hp.map_or(T::c(0.0), |v| v[j]);
+                    c[j] = d * hpj + (one - d) * f;
+                }
+            }
         }
     }
 
-    fn forward<T: Real>(&self, u: &[T], w: &[T], b: usize, t: usize, h: usize) -> Vec<T> {
+    /// States, time-major (`time × batch × H`): each step's block is contiguous for the
+    /// product and the element loop.
+    fn forward_tm<T: Real>(&self, u: &[T], w: &[T], b: usize, t: usize, h: usize) -> Vec<T> {
         let gh = self.gates() * h;
-        let mut out = vec![T::c(0.0); b * t * h];
+        let bh = b * h;
+        let mut hs = vec![T::c(0.0); t * bh];
         let mut pre = vec![T::c(0.0); b * gh];
-        let w_t = MatRef::from_row_major_slice(w, gh, h).transpose();
+        let w_t = Op::rows(w, gh, h).t();
         for s in 0..t {
             for i in 0..b {
                 pre[i * gh..(i + 1) * gh].copy_from_slice(&u[(i * t + s) * gh..(i * t + s + 1) * gh]);
             }
+            let (done, rest) = hs.split_at_mut(s * bh);
+            let cur = &mut rest[..bh];
             if s > 0 {
-                let prev = MatRef::from_row_major_slice_with_stride(&out[(s - 1) * h..], b, h, t * h);
-                gemm(MatMut::from_row_major_slice_mut(&mut pre, b, gh), true, prev, w_t);
+                let prev = &done[(s - 1) * bh..s * bh];
+                gemm(&mut pre, true, Op::rows(prev, b, h), w_t);
+                self.step(h, &pre, Some(prev), cur);
+            } else {
+                self.step(h, &pre, None, cur);
             }
+        }
+        hs
+    }
+
+    fn forward<T: Real>(&self, u: &[T], w: &[T], b: usize, t: usize, h: usize) -> Vec<T> {
+        let hs = self.forward_tm(u, w, b, t, h);
+        let mut out = vec![T::c(0.0); b * t * h];
+        for s in 0..t {
             for i in 0..b {
-                let p = &pre[i * gh..(i + 1) * gh];
-                for j in 0..h {
-                    let hp = if s > 0 { out[(i * t + s - 1) * h + j] } else { T::c(0.0) };
-                    out[(i * t + s) * h + j] = self.update(h, j, hp, p);
-                }
+                out[(i * t + s) * h..(i * t + s + 1) * h].copy_from_slice(&hs[(s * b + i) * h..(s * b + i + 1) * h]);
             }
         }
         out
     }
 
-    /// Returns `(∂L/∂u, ∂L/∂W_hh)` from the states and `∂L/∂h` of every step.
+    /// Returns `(∂L/∂u, ∂L/∂W_hh)` from the states and `∂L/∂h` of every step. Works
+    /// time-major: the pre-activations are recomputed with one product, the reverse loop
+    /// carries `∂L/∂h_t` with one `batch × G·H` by `G·H × H` product per step, and
+    /// `∂L/∂W_hh` is one product at the end.
     fn backward<T: Real>(
         &self,
         u: &[T],
@@ -205,61 +296,68 @@ impl LeakyScan {
     ) -> (Vec<T>, Vec<T>) {
         let (b, t, h) = dims;
         let gh = self.gates() * h;
+        let (bh, bgh) = (b * h, b * gh);
         let zero = T::c(0.0);
         let one = T::c(1.0);
         let d = T::c(self.decay);
-        // h_{t−1} for every step (0 before the first), then every pre-activation at once.
-        let mut prev = vec![zero; b * t * h];
-        for i in 0..b {
-            for s in 1..t {
-                prev[(i * t + s) * h..(i * t + s + 1) * h]
-                    .copy_from_slice(&states[(i * t + s - 1) * h..(i * t + s) * h]);
+        // Time-major copies: h_{t−1} (zeros at t = 0), ∂L/∂h_t, and u (then the pre-activations).
+        let mut prev = vec![zero; t * bh];
+        let mut g_tm = vec![zero; t * bh];
+        let mut pre = vec![zero; t * bgh];
+        for s in 0..t {
+            for i in 0..b {
+                let src = (i * t + s) * h;
+                g_tm[(s * b + i) * h..(s * b + i + 1) * h].copy_from_slice(&grad[src..src + h]);
+                if s + 1 < t {
+                    prev[((s + 1) * b + i) * h..((s + 1) * b + i + 1) * h].copy_from_slice(&states[src..src + h]);
+                }
+                pre[(s * b + i) * gh..(s * b + i + 1) * gh].copy_from_slice(&u[(i * t + s) * gh..(i * t + s + 1) * gh]);
             }
         }
-        let mut pre = u.to_vec();
-        gemm(
-            MatMut::from_row_major_slice_mut(&mut pre, b * t, gh),
-            true,
-            MatRef::from_row_major_slice(&prev, b * t, h),
-            MatRef::from_row_major_slice(w, gh, h).transpose(),
-        );
-        let mut dpre = vec![zero; b * t * gh];
-        let mut carry = vec![zero; b * h];
-        let mut next = vec![zero; b * h];
-        let w_m = MatRef::from_row_major_slice(w, gh, h);
+        gemm(&mut pre, true, Op::rows(&prev, t * b, h), Op::rows(w, gh, h).t());
+        let mut dpre = vec![zero; t * bgh];
+        let mut carry = vec![zero; bh];
+        let mut next = vec![zero; bh];
+        let w_m = Op::rows(w, gh, h);
         for s in (0..t).rev() {
+            let p = &pre[s * bgh..(s + 1) * bgh];
+            let hp = &prev[s * bh..(s + 1) * bh];
+            let gs = &g_tm[s * bh..(s + 1) * bh];
+            let dp = &mut dpre[s * bgh..(s + 1) * bgh];
             for i in 0..b {
-                let base = (i * t + s) * gh;
+                let (pi, dpi) = (&p[i * gh..(i + 1) * gh], &mut dp[i * gh..(i + 1) * gh]);
                 for j in 0..h {
-                    let g = grad[(i * t + s) * h + j] + carry[i * h + j];
-                    let hp = prev[(i * t + s) * h + j];
+                    let k = i * h + j;
+                    let g = gs[k] + carry[k];
                     if self.gru {
-                        let z = sigmoid(pre[base + h + j]);
-                        let (fnv, dfn) = act(self.activation, pre[base + 2 * h + j]);
-                        dpre[base + h + j] = g * ((d - one) * hp + (one - d) * fnv) * z * (one - z);
-                        dpre[base + 2 * h + j] = g * z * (one - d) * dfn;
-                        next[i * h + j] = g * (one - z + z * d);
+                        let z = sigmoid(pi[h + j]);
+                        let (fnv, dfn) = act(self.activation, pi[2 * h + j]);
+                        dpi[h + j] = g * ((d - one) * hp[k] + (one - d) * fnv) * z * (one - z);
+                        dpi[2 * h + j] = g * z * (one - d) * dfn;
+                        next[k] = g * (one - z + z * d);
                     } else {
-                        let (_, df) = act(self.activation, pre[base + j]);
-                        dpre[base + j] = g * (one - d) * df;
-                        next[i * h + j] = g * d;
+                        let (_, df) = act(self.activation, pi[j]);
+                        dpi[j] = g * (one - d) * df;
+                        next[k] = g * d;
                     }
                 }
             }
             if s > 0 {
-                let delta = MatRef::from_row_major_slice_with_stride(&dpre[s * gh..], b, gh, t * gh);
-                gemm(MatMut::from_row_major_slice_mut(&mut next, b, h), true, delta, w_m);
+                gemm(&mut next, true, Op::rows(dp, b, gh), w_m);
             }
             std::mem::swap(&mut carry, &mut next);
         }
         let mut dw = vec![zero; gh * h];
-        gemm(
-            MatMut::from_row_major_slice_mut(&mut dw, gh, h),
-            false,
-            MatRef::from_row_major_slice(&dpre, b * t, gh).transpose(),
-            MatRef::from_row_major_slice(&prev, b * t, h),
-        );
-        (dpre, dw)
+        gemm(&mut dw, false, Op::rows(&dpre, t * b, gh).t(), Op::rows(&prev, t * b, h));
+        // Back to batch-major for u's gradient.
+        let mut du = vec![zero; b * t * gh];
+        for s in 0..t {
+            for i in 0..b {
+                du[(i * t + s) * gh..(i * t + s + 1) * gh]
+                    .copy_from_slice(&dpre[(s * b + i) * gh..(s * b + i + 1) * gh]);
+            }
+        }
+        (du, dw)
     }
 
     fn dims(&self, u: &Layout, w: &Layout) -> candle_core::Result<(usize, usize, usize)> {
