@@ -8,6 +8,7 @@
 //! - [`store`]: the activation store (ingest HDF5 / Parquet / NumPy, catalogue, export).
 //! - [`query`]: lazy selections, comparison plans, the result cache, statistics.
 //! - [`testcases`]: the seed study's Lorenz test cases.
+//! - [`nets`]: the study's tasks and networks (candle): training, checkpoints, recording.
 //!
 //! ```no_run
 //! use dynsim::prelude::*;
@@ -22,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub use dynsim_metrics as metrics;
+pub use dynsim_nets as nets;
 pub use dynsim_query as query;
 /// polars, the version dynsim uses.
 pub use dynsim_query::polars;
