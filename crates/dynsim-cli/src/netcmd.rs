@@ -286,7 +286,7 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
     // Last epoch of each phase, for `progress`.
     let mut last_epoch = std::collections::HashMap::new();
     for p in &all {
-        let (_, meta) = checkpoint::read(p, &Device::Cpu)?;
+        let meta = checkpoint::read_meta(p)?;
         let meta = meta.with_context(|| format!("{} has no dynsim metadata", p.display()))?;
         let e = last_epoch.entry(meta.phase.clone()).or_insert(0usize);
         *e = (*e).max(meta.epoch);

@@ -93,24 +93,39 @@ pub fn save_tensors(tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
 /// Reads every tensor of a safetensors file, and its dynsim metadata if it has some. A missing,
 /// truncated or foreign file is an error naming it.
 pub fn read(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, Option<CheckpointMeta>)> {
-    let bytes = std::fs::read(path).map_err(|e| NetError::Io {
+    let bytes = read_file(path)?;
+    let meta = parse_meta(path, &bytes)?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| NetError::Checkpoint {
+        path: path.to_path_buf(),
+        why: format!("its tensors do not load ({e})"),
+    })?;
+    Ok((tensors, meta))
+}
+
+/// Only the dynsim metadata of a checkpoint (the header is parsed, no tensor is built).
+pub fn read_meta(path: &Path) -> Result<Option<CheckpointMeta>> {
+    parse_meta(path, &read_file(path)?)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| NetError::Io {
         path: path.to_path_buf(),
         what: "reading the checkpoint".into(),
         source: e,
-    })?;
+    })
+}
+
+fn parse_meta(path: &Path, bytes: &[u8]) -> Result<Option<CheckpointMeta>> {
     let bad = |why: String| NetError::Checkpoint { path: path.to_path_buf(), why };
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a safetensors file or truncated ({e})")))?;
-    let meta = match header.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)) {
-        Some(json) => Some(
+    match header.metadata().as_ref().and_then(|m| m.get(METADATA_KEY)) {
+        Some(json) => Ok(Some(
             serde_json::from_str::<CheckpointMeta>(json)
                 .map_err(|e| bad(format!("its dynsim metadata does not parse ({e})")))?,
-        ),
-        None => None,
-    };
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
-        .map_err(|e| bad(format!("its tensors do not load ({e})")))?;
-    Ok((tensors, meta))
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Loads a network from a checkpoint written by dynsim (its configuration comes from the

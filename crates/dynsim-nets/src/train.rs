@@ -326,9 +326,7 @@ pub fn accuracy(net: &Network, rule: Rule, n: usize) -> Result<f64> {
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
         let batch = Batch::eval(&rule, start as u64..end as u64)?;
-        let x = inputs_tensor(&batch, net.dtype(), net.device())?;
-        let out = net.forward(&x, false)?;
-        let pred = out.logits.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
+        let pred = predictions(net, &batch)?;
         for ((p, l), m) in pred.iter().zip(&batch.labels).zip(&batch.mask) {
             if *m {
                 total += 1;
@@ -348,8 +346,7 @@ pub fn accuracy_by_coherence(net: &Network, rule: Rule, n: usize) -> Result<Vec<
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
         let batch = Batch::test(&rule, start as u64..end as u64)?;
-        let x = inputs_tensor(&batch, net.dtype(), net.device())?;
-        let pred = net.forward(&x, false)?.logits.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?;
+        let pred = predictions(net, &batch)?;
         for (i, trial) in batch.trials.iter().enumerate() {
             let Some(slot) = tally.iter_mut().find(|t| t.0 == trial.coherence) else { continue };
             for s in 0..batch.steps {
@@ -362,6 +359,12 @@ pub fn accuracy_by_coherence(net: &Network, rule: Rule, n: usize) -> Result<Vec<
         }
     }
     Ok(tally.into_iter().filter(|t| t.2 > 0).map(|(c, r, t)| (c, r as f64 / t as f64)).collect())
+}
+
+/// The class with the largest logit at every step of every sample (`batch · steps`, row-major).
+fn predictions(net: &Network, batch: &Batch) -> Result<Vec<u32>> {
+    let x = inputs_tensor(batch, net.dtype(), net.device())?;
+    Ok(net.forward(&x, false)?.logits.argmax(D::Minus1)?.flatten_all()?.to_vec1::<u32>()?)
 }
 
 /// A batch's inputs as a `batch × steps × n_inputs` tensor.
