@@ -1,31 +1,50 @@
 //! Forward passes of the leaky RNN and the study's leaky GRU.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 
-use crate::fused::LeakyScan;
+use crate::fused::{kept_states, LeakyScan};
 use crate::model::{Arch, Network, Output, GRU_GATES};
 use crate::Result;
 
 /// `inputs` is `batch × time × n_inputs`, contiguous, in the network's dtype and device.
 pub(crate) fn forward(net: &Network, inputs: &Tensor, want_states: bool) -> Result<Output> {
     let cfg = net.config();
-    let (b, t, i) = inputs.dims3()?;
+    let (b, t, _) = inputs.dims3()?;
     let h = cfg.hidden;
     let w_ih = net.tensor("weight_ih")?;
     let w_hh = net.tensor("weight_hh")?;
     let bias = net.tensor("bias")?;
     let w_out = net.tensor("readout.weight")?;
-    let gates = if cfg.arch == Arch::LeakyGru { GRU_GATES } else { 1 };
-    let states = if net.use_fused() {
-        // One matmul projects every step's input (no per-step indexing of a tracked tensor,
-        // whose gradient would cost a full-size zero tensor per step), then one fused op runs the
-        // recurrence with its hand-written backward pass.
-        let u = inputs.reshape((b * t, i))?.matmul(&w_ih.t()?)?.broadcast_add(bias)?.reshape((b, t, gates * h))?;
-        let op = LeakyScan { gru: cfg.arch == Arch::LeakyGru, activation: cfg.activation, decay: cfg.decay() };
-        u.apply_op2(&w_hh.contiguous()?, op)?
-    } else {
-        composed(net, inputs, gates)?
-    };
+    let gru = cfg.arch == Arch::LeakyGru;
+    if net.use_fused() {
+        // One op runs input projection, recurrence and readout with its hand-written backward
+        // pass; only the logits enter the autograd graph (see `LeakyScan`).
+        let w_in = Tensor::cat(&[w_ih, &bias.unsqueeze(1)?], 1)?;
+        let w_rec = Tensor::cat(&[w_hh, w_out], 0)?;
+        let op = LeakyScan::new(gru, cfg.activation, cfg.decay());
+        let tape = op.tape_handle();
+        let logits = inputs.apply_op3(&w_in, &w_rec, op)?;
+        let states = if want_states {
+            let kept = match inputs.dtype() {
+                DType::F64 => {
+                    kept_states::<f64>(&tape, b, t, h).map(|v| Tensor::from_vec(v, (b, t, h), inputs.device()))
+                }
+                _ => kept_states::<f32>(&tape, b, t, h).map(|v| Tensor::from_vec(v, (b, t, h), inputs.device())),
+            };
+            match kept {
+                Some(s) => Some(s?),
+                None => Some(inputs.detach().apply_op3_no_bwd(
+                    &w_in.detach(),
+                    &w_rec.detach(),
+                    &LeakyScan::new(gru, cfg.activation, cfg.decay()).states(),
+                )?),
+            }
+        } else {
+            None
+        };
+        return Ok(Output { logits, states });
+    }
+    let states = composed(net, inputs, if gru { GRU_GATES } else { 1 })?;
     let logits = states.reshape((b * t, h))?.matmul(&w_out.t()?)?.reshape((b, t, cfg.n_outputs))?;
     Ok(Output { logits, states: want_states.then_some(states) })
 }
