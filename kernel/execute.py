@@ -23,7 +23,8 @@ import time
 try:
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
 except ImportError as e:  # pragma: no cover - depends on the machine
@@ -31,7 +32,17 @@ except ImportError as e:  # pragma: no cover - depends on the machine
 
 KERNEL = "rust-dynsim"
 STARTUP_TIMEOUT = 2 * 3600  # the first start builds polars & co. inside evcxr
-CELL_TIMEOUT = 3600
+# Per cell: a cell that loads dependencies (`:dep`) may build the toolkit inside evcxr (minutes
+# after kernel/install.sh, up to half an hour without it); any other cell that runs longer than
+# CELL_TIMEOUT is taken as hung and fails the run.
+DEP_CELL_TIMEOUT = 45 * 60
+CELL_TIMEOUT = 10 * 60
+
+
+def cell_timeout(cell):
+    """The time a cell may take (nbclient's timeout_func)."""
+    src = cell.get("source", "")
+    return DEP_CELL_TIMEOUT if any(line.lstrip().startswith(":dep") for line in src.splitlines()) else CELL_TIMEOUT
 
 
 def check_kernel():
@@ -49,12 +60,12 @@ def failing_cell(nb):
     return None
 
 
-def run(nb, cwd, name, km=None):
+def run(nb, cwd, name, km=None, timeout_func=cell_timeout):
     client = NotebookClient(
         nb,
         km=km,
         kernel_name=KERNEL,
-        timeout=CELL_TIMEOUT,
+        timeout_func=timeout_func,
         startup_timeout=STARTUP_TIMEOUT,
         resources={"metadata": {"path": cwd}},
     )
@@ -106,7 +117,13 @@ def smoke():
         with open(os.path.join(kernels, KERNEL, "kernel.json"), "w") as f:
             json.dump({"argv": spec.argv, "display_name": "dynsim smoke test", "language": "rust",
                        "env": {"EVCXR_CONFIG_DIR": config, "EVCXR_TMPDIR": build}}, f)
-        km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
+        def new_km():
+            # One per run: nbclient closes the manager's sockets when it finishes. An async
+            # manager, as nbclient makes its own: with a blocking one nbclient waits for output
+            # inside its event loop, so a cell that prints nothing is never timed out.
+            return AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
+
+        km = new_km()
         nb = nbformat.v4.new_notebook()
         nb.cells.append(nbformat.v4.new_code_cell("let v: Vec<u64> = (1..=10).collect();\nv.iter().sum::<u64>() * 2"))
         try:
@@ -114,8 +131,7 @@ def smoke():
                 return False
         finally:
             # A kernel manager passed in is not shut down by nbclient.
-            if km.has_kernel:
-                km.shutdown_kernel(now=True)
+            shutdown(km)
         texts = [o.get("data", {}).get("text/plain", "") for o in nb.cells[0].get("outputs", [])]
         if not any(t.strip() == "110" for t in texts):
             print(f"FAILED smoke test: the cell should show 110, it showed {texts!r}", file=sys.stderr)
@@ -124,9 +140,34 @@ def smoke():
         if not libs:
             print(f"FAILED smoke test: evcxr built no cell library under {build}", file=sys.stderr)
             return False
-        return True
+        return hung_cell_fails(new_km())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def hung_cell_fails(km, limit=20):
+    """A cell that never returns fails the run after its timeout (here `limit` seconds),
+    instead of holding the run for hours."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("loop { std::thread::sleep(std::time::Duration::from_secs(3600)); }"))
+    work = tempfile.mkdtemp(prefix="dynsim-kernel-hang-")
+    start = time.time()
+    try:
+        print("smoke test: a hung cell must time out (the FAILED line below is expected)", file=sys.stderr)
+        finished = run(nb, work, "hung cell", km=km, timeout_func=lambda cell: limit)
+        if finished or time.time() - start > limit + 120:
+            print(f"FAILED smoke test: a hung cell {'returned' if finished else 'was not stopped in time'}", file=sys.stderr)
+            return False
+        return True
+    finally:
+        shutdown(km)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def shutdown(km):
+    """Stop the kernel of a manager passed to nbclient (it only stops kernels it started)."""
+    if km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)
 
 
 def main():
