@@ -1,15 +1,46 @@
-//! Properties every metric must have, on seeded random data.
+//! Properties every metric must have, as proptests over the seeds of the data: each
+//! property holds for every recording the generators can draw, not for one lucky seed.
 
 use crate::common::{golden_cases, linear_recording, max_abs_diff, rotate_units, Rng};
 use dynsim_metrics::prelude::*;
 use dynsim_metrics::{Par, SimilarityFit};
 use ndarray::{Array2, Array3};
+use proptest::prelude::*;
 
+/// One fixed system (a damped rotation plus a slow mode, seen through 5 units); the seed
+/// draws the observation map, the initial states and the noise.
 fn recording(seed: u64) -> Array3<f64> {
     let mut rng = Rng::new(seed);
-    // a damped rotation plus a slow mode, seen through 5 units
     let a = ndarray::array![[0.95, -0.25, 0.0], [0.25, 0.95, 0.0], [0.0, 0.0, 0.9]];
     linear_recording(&mut rng, 6, 80, 5, &a)
+}
+
+/// A random stable system of dimension `2 * blocks`: damped rotations with radii in
+/// [0.8, 0.97] and angles in [0.05, 0.8] rad, in a random orthonormal basis.
+fn random_system(rng: &mut Rng, blocks: usize) -> Array2<f64> {
+    let n = 2 * blocks;
+    let mut d = Array2::zeros((n, n));
+    for b in 0..blocks {
+        let (r, th) = (0.8 + 0.17 * rng.uniform(), 0.05 + 0.75 * rng.uniform());
+        let i = 2 * b;
+        d[[i, i]] = r * th.cos();
+        d[[i, i + 1]] = -r * th.sin();
+        d[[i + 1, i]] = r * th.sin();
+        d[[i + 1, i + 1]] = r * th.cos();
+    }
+    let q = rng.orthogonal(n, 1.0);
+    q.dot(&d).dot(&q.t())
+}
+
+/// A recording of a system drawn from the seed (so two seeds are two different systems).
+fn system_recording(seed: u64) -> Array3<f64> {
+    let mut rng = Rng::new(seed);
+    let a = random_system(&mut rng, 2);
+    linear_recording(&mut rng, 6, 80, 5, &a)
+}
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn small_dsa() -> Dsa {
@@ -20,9 +51,90 @@ fn small_dsa() -> Dsa {
     .unwrap()
 }
 
+proptest! {
+    #![proptest_config(config(16))]
+
+    #[test]
+    fn identical_inputs_give_zero(seed in any::<u64>(), fixed in any::<bool>()) {
+        let x = if fixed { recording(seed) } else { system_recording(seed) };
+        identical_inputs_give_zero_for(&x);
+    }
+
+    #[test]
+    fn metrics_are_symmetric(sx in any::<u64>(), sy in any::<u64>()) {
+        metrics_are_symmetric_for(&system_recording(sx), &system_recording(sy));
+    }
+
+    #[test]
+    fn cka_and_procrustes_invariant_to_rotation_and_scaling_of_units(
+        sx in any::<u64>(), sy in any::<u64>(), sq in any::<u64>(), scale in 0.01f64..100.0
+    ) {
+        invariance_for(&system_recording(sx), &system_recording(sy), sq, scale);
+    }
+
+    #[test]
+    fn narrower_side_is_zero_padded(seed in any::<u64>()) {
+        narrower_side_is_zero_padded_for(&system_recording(seed));
+    }
+
+    #[test]
+    fn cca_shape_metric_invariant_to_invertible_maps(seed in any::<u64>(), sm in any::<u64>()) {
+        cca_invariance_for(&system_recording(seed), sm);
+    }
+
+    /// Three recordings of three different systems, plus a fourth on the way from the first
+    /// to the third (a blend), so that some triangles are close to tight.
+    #[test]
+    fn procrustes_angular_satisfies_triangle_inequality(
+        s1 in any::<u64>(), s2 in any::<u64>(), s3 in any::<u64>(), t in 0.0f64..1.0
+    ) {
+        let (a, c) = (system_recording(s1), system_recording(s3));
+        let blend = &a * (1.0 - t) + &c * t;
+        let xs = [a, system_recording(s2), c, blend];
+        let m = ShapeMetric::procrustes(Score::Angular);
+        let d = Array2::from_shape_fn((4, 4), |(i, j)| m.distance(xs[i].view(), xs[j].view()).unwrap());
+        for i in 0..4 {
+            for j in 0..4 {
+                for k in 0..4 {
+                    prop_assert!(d[[i, k]] <= d[[i, j]] + d[[j, k]] + 1e-9, "d({i},{k}) = {} > d({i},{j}) + d({j},{k}) = {}", d[[i, k]], d[[i, j]] + d[[j, k]]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dsa_is_zero_for_orthogonally_mapped_units(seed in any::<u64>(), sq in any::<u64>()) {
+        dsa_zero_for(&system_recording(seed), sq);
+    }
+
+    #[test]
+    fn optimiser_recovers_planted_transform(seed in any::<u64>(), n in 3usize..24, reflect in any::<bool>()) {
+        planted_recovery(n, if reflect { -1.0 } else { 1.0 }, seed, 1e-6);
+    }
+}
+
+/// Across the triangles the proptest draws, the blends make some nearly tight: the
+/// inequality is tested where it can fail, not only with a wide margin.
 #[test]
-fn identical_inputs_give_zero() {
-    let x = recording(1);
+fn some_procrustes_triangles_are_nearly_tight() {
+    let m = ShapeMetric::procrustes(Score::Angular);
+    let mut tightest = f64::INFINITY;
+    for seed in 0..6u64 {
+        let (a, c) = (system_recording(2 * seed), system_recording(2 * seed + 1));
+        let blend = &a * 0.5 + &c * 0.5;
+        let (ab, bc, ac) = (
+            m.distance(a.view(), blend.view()).unwrap(),
+            m.distance(blend.view(), c.view()).unwrap(),
+            m.distance(a.view(), c.view()).unwrap(),
+        );
+        assert!(ac > 0.05, "seed {seed}: two systems at distance {ac}");
+        tightest = tightest.min((ab + bc - ac) / ac);
+    }
+    eprintln!("tightest triangle: slack {tightest:.4} of the long side");
+    assert!(tightest < 0.1, "slack {tightest}");
+}
+
+fn identical_inputs_give_zero_for(x: &Array3<f64>) {
     assert!(small_dsa().fit_score(x.view(), x.view()).unwrap().value < 1e-6);
     assert!(ShapeMetric::procrustes(Score::Angular).distance(x.view(), x.view()).unwrap() < 1e-6);
     assert!(ShapeMetric::procrustes(Score::Euclidean).distance(x.view(), x.view()).unwrap() < 1e-6);
@@ -42,9 +154,7 @@ fn all_ckas() -> Vec<Cka> {
     v
 }
 
-#[test]
-fn metrics_are_symmetric() {
-    let (x, y) = (recording(1), recording(2));
+fn metrics_are_symmetric_for(x: &Array3<f64>, y: &Array3<f64>) {
     for alpha in [0.0, 0.5, 1.0] {
         let m = ShapeMetric { alpha, score: Score::Angular };
         let (a, b) = (m.distance(x.view(), y.view()).unwrap(), m.distance(y.view(), x.view()).unwrap());
@@ -54,6 +164,13 @@ fn metrics_are_symmetric() {
         let (a, b) = (cka.similarity(x.view(), y.view()).unwrap(), cka.similarity(y.view(), x.view()).unwrap());
         assert!((a - b).abs() < 1e-10);
     }
+    let (a, b) =
+        (small_dsa().fit_score(x.view(), y.view()).unwrap(), small_dsa().fit_score(y.view(), x.view()).unwrap());
+    assert_eq!(a.value, b.value, "DSA must be exactly symmetric");
+}
+
+#[test]
+fn dsa_is_exactly_symmetric_on_the_golden_cases() {
     for g in golden_cases() {
         let dsa = Dsa::new(DsaParams {
             dmd: DmdParams {
@@ -70,12 +187,11 @@ fn metrics_are_symmetric() {
     }
 }
 
-#[test]
-fn cka_and_procrustes_invariant_to_rotation_and_scaling_of_units() {
-    let (x, y) = (recording(3), recording(4));
-    let mut rng = Rng::new(99);
+fn invariance_for(x: &Array3<f64>, y: &Array3<f64>, sq: u64, scale: f64) {
+    let (x, y) = (x.clone(), y.clone());
+    let mut rng = Rng::new(sq);
     let q = rng.orthogonal(5, -1.0);
-    let y2 = rotate_units(&y, &q).mapv(|v| 3.7 * v);
+    let y2 = rotate_units(&y, &q).mapv(|v| scale * v);
     let m = ShapeMetric::procrustes(Score::Angular);
     let (a, b) = (m.distance(x.view(), y.view()).unwrap(), m.distance(x.view(), y2.view()).unwrap());
     assert!((a - b).abs() < 1e-9, "{a} vs {b}");
@@ -95,10 +211,8 @@ fn cka_and_procrustes_invariant_to_rotation_and_scaling_of_units() {
     assert!(m.distance(y.view(), rotate_units(&y, &q).view()).unwrap() < 1e-6);
 }
 
-#[test]
-fn narrower_side_is_zero_padded() {
+fn narrower_side_is_zero_padded_for(x: &Array3<f64>) {
     // y = x with an extra silent unit: the same representation
-    let x = recording(30);
     let (tr, t, u) = x.dim();
     let y = Array3::from_shape_fn((tr, t, u + 1), |(k, s, i)| if i < u { x[[k, s, i]] } else { 0.0 });
     for alpha in [1.0, 0.5] {
@@ -108,10 +222,8 @@ fn narrower_side_is_zero_padded() {
     assert!(Cka::default().distance(x.view(), y.view()).unwrap() < 1e-6);
 }
 
-#[test]
-fn cca_shape_metric_invariant_to_invertible_maps() {
-    let y = recording(5);
-    let mut rng = Rng::new(7);
+fn cca_invariance_for(y: &Array3<f64>, sm: u64) {
+    let mut rng = Rng::new(sm);
     let m = rng.matrix(5, 5) + Array2::<f64>::eye(5) * 3.0;
     let (tr, t, u) = y.dim();
     let y2 = Array3::from_shape_fn((tr, t, u), |(k, s, i)| (0..u).map(|j| m[[i, j]] * y[[k, s, j]]).sum());
@@ -121,26 +233,9 @@ fn cca_shape_metric_invariant_to_invertible_maps() {
     assert!(ShapeMetric::procrustes(Score::Angular).distance(y.view(), y2.view()).unwrap() > 1e-3);
 }
 
-#[test]
-fn procrustes_angular_satisfies_triangle_inequality() {
-    let xs: Vec<_> = (10..16).map(recording).collect();
-    let m = ShapeMetric::procrustes(Score::Angular);
-    for a in &xs {
-        for b in &xs {
-            for c in &xs {
-                let ab = m.distance(a.view(), b.view()).unwrap();
-                let bc = m.distance(b.view(), c.view()).unwrap();
-                let ac = m.distance(a.view(), c.view()).unwrap();
-                assert!(ac <= ab + bc + 1e-9);
-            }
-        }
-    }
-}
-
-#[test]
-fn dsa_is_zero_for_orthogonally_mapped_units() {
-    let x = recording(6);
-    let mut rng = Rng::new(8);
+fn dsa_zero_for(x: &Array3<f64>, sq: u64) {
+    let x = x.clone();
+    let mut rng = Rng::new(sq);
     for det in [1.0, -1.0] {
         let q = rng.orthogonal(5, det);
         let y = rotate_units(&x, &q);
@@ -170,22 +265,26 @@ fn fit(a: &Array2<f64>, b: &Array2<f64>, group: Group) -> SimilarityFit {
 fn optimiser_recovers_planted_transform_in_both_components() {
     for (n, tol) in [(5, 1e-6), (20, 1e-6), (50, 1e-3)] {
         for (det, seed) in [(1.0, 11), (-1.0, 12)] {
-            let (a, b, c) = planted(n, det, seed + n as u64);
-            let f = fit(&a, &b, Group::O);
-            assert!(f.angular < tol, "n={n} det={det}: angular {}", f.angular);
-            // the certificate is orthogonal and reproduces the planted map up to the sign of C
-            let ctc = f.c.t().dot(&f.c);
-            assert!(max_abs_diff(&ctc, &Array2::eye(n)) < 1e-8);
-            if tol <= 1e-6 {
-                let err = max_abs_diff(&f.c, &c).min(max_abs_diff(&f.c, &(-&c)));
-                assert!(err < 1e-4, "n={n} det={det}: |C - C_planted| = {err}");
-            }
-            // A was not mutated: recomputing with the original inputs gives the same value
-            // (both scores are computed in a well-conditioned form, so they agree tightly)
-            let (ang, euc) = dynsim_metrics::similarity_scores(a.view(), b.view(), f.c.view());
-            assert!((euc - f.euclidean).abs() < 1e-12 && (ang - f.angular).abs() < 1e-12);
+            planted_recovery(n, det, seed + n as u64, tol);
         }
     }
+}
+
+fn planted_recovery(n: usize, det: f64, seed: u64, tol: f64) {
+    let (a, b, c) = planted(n, det, seed);
+    let f = fit(&a, &b, Group::O);
+    assert!(f.angular < tol, "n={n} det={det} seed={seed}: angular {}", f.angular);
+    // the certificate is orthogonal and reproduces the planted map up to the sign of C
+    let ctc = f.c.t().dot(&f.c);
+    assert!(max_abs_diff(&ctc, &Array2::eye(n)) < 1e-8);
+    if tol <= 1e-6 {
+        let err = max_abs_diff(&f.c, &c).min(max_abs_diff(&f.c, &(-&c)));
+        assert!(err < 1e-4, "n={n} det={det} seed={seed}: |C - C_planted| = {err}");
+    }
+    // A was not mutated: recomputing with the original inputs gives the same value
+    // (both scores are computed in a well-conditioned form, so they agree tightly)
+    let (ang, euc) = dynsim_metrics::similarity_scores(a.view(), b.view(), f.c.view());
+    assert!((euc - f.euclidean).abs() < 1e-12 && (ang - f.angular).abs() < 1e-12);
 }
 
 #[test]
