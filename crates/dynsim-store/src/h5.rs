@@ -218,7 +218,10 @@ fn guarded<T>(
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(err(format!("{e}; the file may be truncated or damaged, re-export it with h5py"))),
-        Err(_) => Err(err("the HDF5 reader failed on damaged data; re-export the file with h5py".into())),
+        Err(_) => {
+            crate::note_caught_panic();
+            Err(err("the HDF5 reader failed on damaged data; re-export the file with h5py".into()))
+        }
     }
 }
 
@@ -305,7 +308,13 @@ impl H5File {
         let mut out: Vec<(String, AttrValue)> = attrs
             .iter()
             .filter_map(|a| {
-                let v = catch_unwind(AssertUnwindSafe(|| convert_attribute(a))).ok().flatten()?;
+                let v = match catch_unwind(AssertUnwindSafe(|| convert_attribute(a))) {
+                    Ok(v) => v?,
+                    Err(_) => {
+                        crate::note_caught_panic();
+                        return None;
+                    }
+                };
                 Some((a.name.clone(), v))
             })
             .collect();

@@ -68,6 +68,22 @@ pub fn decode_file(
     Ok(out)
 }
 
+thread_local! {
+    static CAUGHT_PANICS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many panics inside decoders (the HDF5 reader, a file's ingest) the readers turned into
+/// errors on this thread so far. A user gets a clean error either way; the fuzz tests count
+/// these as failures, since each one is a decoder bug hidden behind the guard.
+pub fn caught_panics() -> usize {
+    CAUGHT_PANICS.with(|c| c.get())
+}
+
+/// Counts one caught panic (see [`caught_panics`]).
+pub(crate) fn note_caught_panic() {
+    CAUGHT_PANICS.with(|c| c.set(c.get() + 1));
+}
+
 /// Decode arbitrary bytes with every reader dynsim ingests with (HDF5, Parquet, npy, npz),
 /// writing them to a temporary file first. Used by the property tests: it must return (an
 /// error, usually) and never panic.

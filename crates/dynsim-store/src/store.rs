@@ -546,6 +546,7 @@ fn constant_keys(opts: &IngestOptions) -> Result<Keys, StoreError> {
 /// naming the file (the readers are fuzzed, this is the last line of defence).
 fn guard_panic<T>(file: &Path, location: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        crate::note_caught_panic();
         Err(StoreError::BadInput {
             path: file.to_path_buf(),
             location: location.to_string(),

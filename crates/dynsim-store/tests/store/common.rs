@@ -35,3 +35,17 @@ pub fn snapshot_without_lock(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     s.remove(".lock");
     s
 }
+
+/// The manifest's checksum: bytes zero-padded to a multiple of 8, read as u64 LE words;
+/// `s1 = sum(w)`, `s2 = sum((i + 1) w[i])`, both mod 2^64, as `s1:s2` in hex.
+pub fn checksum(bytes: &[u8]) -> String {
+    let (mut s1, mut s2) = (0u64, 0u64);
+    for (i, c) in bytes.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        s1 = s1.wrapping_add(w);
+        s2 = s2.wrapping_add(w.wrapping_mul(i as u64 + 1));
+    }
+    format!("{s1:016x}:{s2:016x}")
+}

@@ -1,9 +1,13 @@
 //! Property tests of the ingest readers (HDF5, Parquet, npy, npz) on arbitrary bytes and on
-//! damaged copies of real files: they return errors, never panic.
+//! damaged copies of real files: they return errors, never panic — not even a panic the
+//! readers catch and turn into an error (`dynsim_store::caught_panics` counts those, and any
+//! counts as a failure). 1,000 cases per property; failing inputs are kept in
+//! `fuzz.proptest-regressions` beside this file and replayed first on every run.
 
 use std::path::PathBuf;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use crate::common::{data_dir, hdf5_dir};
 
@@ -20,18 +24,40 @@ fn real_files() -> Vec<Vec<u8>> {
     files.iter().map(|p| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).collect()
 }
 
-fn no_panic(bytes: &[u8]) {
+/// Runs every reader on `bytes`; fails if any panicked, caught or not (an uncaught panic
+/// fails the case by itself). Returns each reader's outcome (h5, parquet, npy, npz).
+fn decode(bytes: &[u8]) -> Result<Vec<bool>, TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Errors are the expected outcome; reaching here without a panic is the property.
-    let _ = dynsim_store::fuzz_readers(bytes, dir.path());
+    let before = dynsim_store::caught_panics();
+    let out = dynsim_store::fuzz_readers(bytes, dir.path());
+    let caught = dynsim_store::caught_panics() - before;
+    prop_assert_eq!(caught, 0, "a decoder panicked on {} bytes (caught and turned into an error)", bytes.len());
+    prop_assert_eq!(out.len(), 4, "every reader ran");
+    Ok(out.iter().map(Result::is_ok).collect())
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 1000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..ProptestConfig::default()
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
+    /// Bytes that start with no format's magic number are refused by every reader.
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-        no_panic(&bytes);
+    fn arbitrary_bytes_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let mut bytes = bytes;
+        if let Some(b) = bytes.first_mut() {
+            if [0x89, b'P', 0x93].contains(b) {
+                *b = 0;
+            }
+        }
+        let ok = decode(&bytes)?;
+        prop_assert_eq!(ok, vec![false; 4], "random bytes were accepted");
     }
 
     #[test]
@@ -42,7 +68,7 @@ proptest! {
         let heads: [&[u8]; 4] = [b"\x89HDF\r\n\x1a\n", b"PAR1", b"\x93NUMPY\x01\x00", b"PK\x03\x04"];
         let mut bytes = heads[magic].to_vec();
         bytes.extend(tail);
-        no_panic(&bytes);
+        decode(&bytes)?;
     }
 
     #[test]
@@ -60,6 +86,6 @@ proptest! {
         if let Some(c) = cut {
             bytes.truncate(c.index(bytes.len()));
         }
-        no_panic(&bytes);
+        decode(&bytes)?;
     }
 }

@@ -6,21 +6,7 @@
 use dynsim_store::h5::{AttrValue, H5File};
 use serde_json::Value;
 
-use crate::common::{hdf5_dir, DAMAGED_HDF5};
-
-/// The manifest's checksum: bytes zero-padded to a multiple of 8, read as u64 LE words;
-/// `s1 = sum(w)`, `s2 = sum((i + 1) w[i])`, both mod 2^64, as `s1:s2` in hex.
-fn checksum(bytes: &[u8]) -> String {
-    let (mut s1, mut s2) = (0u64, 0u64);
-    for (i, c) in bytes.chunks(8).enumerate() {
-        let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
-        let w = u64::from_le_bytes(w);
-        s1 = s1.wrapping_add(w);
-        s2 = s2.wrapping_add(w.wrapping_mul(i as u64 + 1));
-    }
-    format!("{s1:016x}:{s2:016x}")
-}
+use crate::common::{checksum, hdf5_dir, DAMAGED_HDF5};
 
 /// The raw little-endian bytes of values of a numpy dtype (values are exact in f64).
 fn raw_le(values: &[f64], dtype: &str) -> Vec<u8> {

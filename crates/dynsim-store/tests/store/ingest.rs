@@ -6,7 +6,7 @@ use dynsim_store::h5::H5File;
 use dynsim_store::keys::parse_assignment;
 use dynsim_store::{IngestOptions, KeyValue, Layout, Store, StoreError};
 
-use crate::common::{data_dir, hdf5_dir, snapshot_without_lock, DAMAGED_HDF5};
+use crate::common::{checksum, data_dir, hdf5_dir, snapshot_without_lock, DAMAGED_HDF5};
 
 fn ingest_dir() -> PathBuf {
     data_dir().join("ingest")
@@ -183,6 +183,22 @@ fn parquet_long_tables_numpy_and_recording_files() {
     let mut shapes: Vec<_> = npz.added.iter().map(|r| (r.keys["checkpoint"].to_text(), r.shape)).collect();
     shapes.sort();
     assert_eq!(shapes, [("0".to_string(), [2, 10, 3]), ("5".to_string(), [1, 10, 3])]);
+    // And the values, against what numpy reads (data/make_npz_manifest.py): checksums of the
+    // values as stored (f32, here widened to f64), and the first and last value.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ingest_dir().join("arrays.npz.manifest.json")).expect("manifest"),
+    )
+    .expect("manifest json");
+    for row in &npz.added {
+        let name = format!("ckpt_{}", row.keys["checkpoint"].to_text());
+        let m = &manifest[&name];
+        let rec = store.read(&row.id).expect("read");
+        let bytes: Vec<u8> = rec.data.iter().flat_map(|&v| (v as f64).to_le_bytes()).collect();
+        assert_eq!(checksum(&bytes), m["stored_f64"].as_str().expect("checksum"), "{name}");
+        let values: Vec<f32> = rec.data.iter().copied().collect();
+        assert_eq!(values[0], m["first"].as_f64().expect("first") as f32, "{name}");
+        assert_eq!(values[values.len() - 1], m["last"].as_f64().expect("last") as f32, "{name}");
+    }
     // The same content under other keys: one file, two rows.
     let o = IngestOptions {
         keys: [("condition".to_string(), KeyValue::Str("copy".into()))].into(),
