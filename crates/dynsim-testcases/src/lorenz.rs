@@ -50,6 +50,19 @@ impl Regime {
     }
 }
 
+/// `steps` points of the Lorenz system with parameter `r` from `start`, unscaled: point 0
+/// is `start`, point `t + 1` is one explicit Euler step (`DT`) from point `t`.
+pub fn trajectory(r: f64, start: [f64; 3], steps: usize) -> Vec<[f64; 3]> {
+    let mut out = Vec::with_capacity(steps);
+    let mut p = start;
+    for _ in 0..steps {
+        out.push(p);
+        let [x, y, z] = p;
+        p = [x + DT * SIGMA * (y - x), y + DT * (r * x - y - x * z), z + DT * (x * y - BETA * z)];
+    }
+    out
+}
+
 /// `trajectories x steps x 3` points of the Lorenz system with parameter `r`, each
 /// trajectory scaled into the unit volume (see the module docs). Row 0 of each trajectory
 /// is its initial point; `steps` counts the stored points.
@@ -57,13 +70,11 @@ pub fn simulate(r: f64, trajectories: usize, steps: usize, seed: u64) -> Array3<
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Array3::zeros((trajectories, steps, 3));
     for k in 0..trajectories {
-        let mut p = [rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>()];
-        for t in 0..steps {
+        let start = [rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>()];
+        for (t, p) in trajectory(r, start, steps).into_iter().enumerate() {
             for c in 0..3 {
                 out[[k, t, c]] = p[c];
             }
-            let [x, y, z] = p;
-            p = [x + DT * SIGMA * (y - x), y + DT * (r * x - y - x * z), z + DT * (x * y - BETA * z)];
         }
         let mut traj = out.index_axis_mut(ndarray::Axis(0), k);
         let (lo, hi) = traj.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
@@ -78,6 +89,45 @@ pub fn simulate(r: f64, trajectories: usize, steps: usize, seed: u64) -> Array3<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two Euler steps from (1, 1, 1) at r = 28, worked out by hand with the study's
+    /// s = 10, b = 2.667, dt = 0.01 written as literals (not the module's constants):
+    /// step 1: x' = 0, y' = 28 − 1 − 1 = 26, z' = 1 − 2.667 = −1.667
+    ///   → (1, 1.26, 0.98333);
+    /// step 2: x' = 10 (1.26 − 1) = 2.6, y' = 28 − 1.26 − 0.98333 = 25.75667,
+    ///   z' = 1.26 − 2.667 · 0.98333 = −1.36254111 → (1.026, 1.5175667, 0.9697045889).
+    #[test]
+    fn euler_steps_match_a_hand_computation() {
+        let t = trajectory(28.0, [1.0, 1.0, 1.0], 3);
+        let want = [[1.0, 1.0, 1.0], [1.0, 1.26, 0.98333], [1.026, 1.5175667, 0.9697045889]];
+        for (got, want) in t.iter().zip(want) {
+            for c in 0..3 {
+                assert!((got[c] - want[c]).abs() < 1e-12, "{got:?} vs {want:?}");
+            }
+        }
+    }
+
+    /// Closed-form facts of the Lorenz system: C± = (±√(b(r−1)), ±√(b(r−1)), r − 1) are fixed
+    /// points (an Euler step leaves them exactly), stable for 1 < r < 24.74 (a perturbed
+    /// start returns); for r < 1 the origin attracts everything.
+    #[test]
+    fn fixed_points_and_their_stability_follow_the_closed_form() {
+        let r = 10.0;
+        let c = (2.667_f64 * (r - 1.0)).sqrt();
+        for sign in [1.0, -1.0] {
+            let fixed = [sign * c, sign * c, r - 1.0];
+            let stays = trajectory(r, fixed, 500);
+            let drift = stays.iter().flat_map(|p| (0..3).map(move |k| (p[k] - fixed[k]).abs())).fold(0.0, f64::max);
+            assert!(drift < 1e-9, "C{sign}: drift {drift}");
+            let start = [fixed[0] + 0.3, fixed[1] - 0.2, fixed[2] + 0.4];
+            let dist = |p: &[f64; 3]| (0..3).map(|k| (p[k] - fixed[k]).powi(2)).sum::<f64>().sqrt();
+            let back = trajectory(r, start, 3000);
+            assert!(dist(&back[2999]) < 1e-3 * dist(&start), "C{sign} is stable at r = {r}");
+        }
+        let to_origin = trajectory(0.5, [1.0, -2.0, 3.0], 3000);
+        let norm = |p: &[f64; 3]| p.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(norm(&to_origin[2999]) < 1e-3, "r < 1: {:?}", to_origin[2999]);
+    }
 
     #[test]
     fn trajectories_are_seeded_scaled_and_follow_the_euler_step() {

@@ -181,11 +181,33 @@ fn cancelling_keeps_finished_pairs_and_the_next_run_does_the_rest() {
     let out = all_pairs(&store, &metrics)
         .collect_with(CollectOptions { progress: Some(&mut progress), cancel: Some(cancel) })
         .expect("cancelled run");
-    assert!(out.cancelled);
-    assert!(out.computed >= 5 && out.computed < 45, "{}", out.computed);
+    // Tasks already running when the flag is seen still finish and are kept; on a fast machine
+    // that can be all of them (workers run ahead of the thread that journals and reports), so
+    // the counts, not the timing, are asserted: everything computed is kept and reused.
+    assert!(out.computed >= 5, "{}", out.computed);
+    assert_eq!(out.cancelled, out.computed < 45);
     assert_eq!(out.frame.height(), out.computed);
     let rest = all_pairs(&store, &metrics).collect_with(CollectOptions::default()).expect("rest");
     assert_eq!((rest.cached, rest.computed), (out.computed, 45 - out.computed));
+
+    // Cancelled before any pair is scheduled (deterministic): nothing is computed, the run
+    // says it was cancelled, and the next run computes every pair.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let store2 = six(dir2.path());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let mut progress = |p: Progress| {
+        if let Progress::Planned { .. } = p {
+            flag.store(true, Ordering::Relaxed);
+        }
+    };
+    let none = all_pairs(&store2, &metrics)
+        .collect_with(CollectOptions { progress: Some(&mut progress), cancel: Some(cancel) })
+        .expect("cancelled run");
+    assert!(none.cancelled);
+    assert_eq!((none.computed, none.frame.height()), (0, 0));
+    let all = all_pairs(&store2, &metrics).collect_with(CollectOptions::default()).expect("all");
+    assert_eq!((all.cached, all.computed), (0, 45));
 }
 
 #[test]
