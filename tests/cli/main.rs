@@ -51,6 +51,7 @@ fn reference(name: &str) -> Value {
 #[test]
 fn dsa_on_lorenz_files_reaches_the_reference() {
     let (x, same, other) = (data("lorenz_x.npy"), data("lorenz_same.npy"), data("lorenz_other.npy"));
+    let mut scores = Vec::new();
     for (y, fixture) in [(&same, "public_lorenz_same_regime"), (&other, "public_lorenz_other_regime")] {
         let a = lorenz_dsa_args(&x, y, &["--json"]);
         let v = json_ok(&a);
@@ -58,9 +59,12 @@ fn dsa_on_lorenz_files_reaches_the_reference() {
         let got = v["value"].as_f64().unwrap();
         assert!(got <= want + 0.02, "{fixture}: {got} vs {want}");
         assert_eq!(v["ranks"], serde_json::json!([12, 12]));
-        assert!(v["det"].as_i64().unwrap().abs() == 1 && v["seconds"].as_f64().unwrap() >= 0.0);
-        assert_eq!(v["angular"].as_f64().unwrap(), got);
+        assert!(v["det"].as_i64().unwrap().abs() == 1);
+        scores.push(got);
     }
+    // The metric separates the regimes: a system of another regime is farther than one of the
+    // same regime (a constant or zero score fails here).
+    assert!(scores[1] > scores[0] + 0.05, "other regime {} vs same regime {}", scores[1], scores[0]);
 }
 
 #[test]
@@ -95,13 +99,35 @@ fn thorough_search_is_never_worse_than_the_race() {
     assert!(fail(&bad).contains("--thorough"));
 }
 
+/// The Wasserstein score in text and JSON, against dsa-metric's value on the same files:
+/// within 0.005 (dsa-metric fits in float32, and the shared `x` keeps directions at 2e-7 of
+/// the leading singular value, where its eigenvalues are float32 noise; see the golden DMD
+/// test), and a same-regime pair far below the other-regime one.
 #[test]
 fn text_output_and_wasserstein_score() {
-    let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
-    let out = dynsim(&lorenz_dsa_args(&x, &y, &["--score", "wasserstein"]));
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("dsa wasserstein = "), "{text}");
+    let x = data("lorenz_x.npy");
+    let mut scores = Vec::new();
+    for (y, fixture) in
+        [("lorenz_other.npy", "public_lorenz_other_regime"), ("lorenz_same.npy", "public_lorenz_same_regime")]
+    {
+        let y = data(y);
+        let out = dynsim(&lorenz_dsa_args(&x, &y, &["--score", "wasserstein"]));
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let shown: f64 = text
+            .strip_prefix("dsa wasserstein = ")
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no score in {text:?}"));
+        let v = json_ok(&lorenz_dsa_args(&x, &y, &["--score", "wasserstein", "--json"]));
+        let value = v["value"].as_f64().unwrap();
+        assert!((shown - value).abs() <= 5e-7, "text {shown} vs json {value}");
+        assert_eq!(v["score"], "wasserstein");
+        scores.push((value, reference(fixture)["wasserstein_eig"].as_f64().unwrap()));
+    }
+    let ((other, other_ref), (same, _)) = (scores[0], scores[1]);
+    assert!((other - other_ref).abs() < 0.005, "{other} vs dsa-metric {other_ref}");
+    assert!(same < other / 10.0, "same regime {same} vs other regime {other}");
 }
 
 #[test]
@@ -141,8 +167,45 @@ fn bad_inputs_get_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Our optimiser against dsa-metric's own scores (dsa-metric 2.0.2, in the golden files), not
+/// against our re-implementation of its optimiser: on the two linear golden cases, where our
+/// operators agree with dsa-metric's to 1e-3, `dynsim metric dsa` finds an angle no larger
+/// than dsa-metric's, and the conjugate pair scores below the different one.
 #[test]
-fn bench_runs_and_our_optimiser_beats_the_reference_style_one() {
+fn dsa_is_at_least_as_good_as_dsa_metric_on_the_linear_golden_cases() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut ours = Vec::new();
+    for case in ["public_linear_conjugate", "public_linear_different"] {
+        let p = root().join("data/reference").join(format!("{case}.json"));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(p).expect("golden")).expect("json");
+        let mut files = Vec::new();
+        for side in ["x", "y"] {
+            let a = &v[side];
+            let dims = (a.as_array().unwrap().len(), a[0].as_array().unwrap().len(), a[0][0].as_array().unwrap().len());
+            let arr = ndarray::Array3::from_shape_fn(dims, |(i, j, k)| a[i][j][k].as_f64().unwrap());
+            let path = tmp.path().join(format!("{case}_{side}.npy"));
+            dynsim_store::write_npy(&path, arr.view().into_dyn()).expect("npy");
+            files.push(path.display().to_string());
+        }
+        let p = &v["dsa_params"];
+        let (nd, di, rank) = (p["n_delays"].to_string(), p["delay_interval"].to_string(), p["rank"].to_string());
+        let args = ["metric", "dsa", &files[0], &files[1], "--n-delays", &nd, "--delay-interval", &di, "--rank", &rank];
+        let mut a = args.to_vec();
+        a.push("--json");
+        let got = json_ok(&a)["value"].as_f64().unwrap();
+        let want = v["expected"]["dsa_angular"].as_f64().unwrap();
+        assert!(got <= want + 1e-6, "{case}: ours {got} vs dsa-metric {want}");
+        ours.push(got);
+    }
+    assert!(ours[0] < ours[1], "conjugate {} vs different {}", ours[0], ours[1]);
+}
+
+/// `dynsim bench dsa` runs and reports both optimisers on every pair. Its "reference style"
+/// optimiser is our own re-implementation of dsa-metric's, so this is a check of the bench
+/// command, not of our optimiser against dsa-metric: that comparison is made with
+/// dsa-metric's own scores in `dsa_is_at_least_as_good_as_dsa_metric_on_the_linear_golden_cases`.
+#[test]
+fn bench_dsa_runs_and_reports_both_optimisers() {
     let v = json_ok(&[
         "bench",
         "dsa",

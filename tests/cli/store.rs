@@ -268,44 +268,124 @@ fn check_store(store: &Path, per_run: usize) -> Catalog {
     cat
 }
 
+/// Files directly inside `dir` (none when it does not exist).
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.flatten().filter(|e| e.path().is_file()).count()).unwrap_or(0)
+}
+
+/// Folders under `store/.staging`.
+fn staging_folders(store: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(store.join(".staging"))
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default()
+}
+
+/// Recording files under `store/recordings` that no catalogue row refers to.
+fn unreferenced_recordings(store: &Path, cat: &Catalog) -> usize {
+    let used: std::collections::HashSet<PathBuf> = cat.rows.iter().map(|r| store.join(&r.file)).collect();
+    let Ok(shards) = std::fs::read_dir(store.join("recordings")) else { return 0 };
+    shards
+        .flatten()
+        .flat_map(|s| std::fs::read_dir(s.path()).into_iter().flatten().flatten())
+        .filter(|f| !used.contains(&f.path()))
+        .count()
+}
+
+/// Where a round's kill is aimed, chosen from what the ingest has visibly done so far.
+#[derive(Clone, Copy, Debug)]
+enum KillAt {
+    /// Once `k` recordings (of `PER_RUN`) are in the ingest's staging folder.
+    Staged(usize),
+    /// As soon as the commit has renamed a first recording out of the staging folder into
+    /// `recordings/` (before the catalogue is replaced, unless the kill arrives late).
+    FirstRename,
+}
+
 #[test]
 fn sigkill_during_ingest_never_damages_the_store() {
+    const PER_RUN: usize = 8;
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = tmp.path().join("store");
     Store::init(&store).expect("init");
-    let files = make_inputs(tmp.path(), 12, 1);
-    // Time one uninterrupted ingest to spread the kills over its whole duration.
-    let t0 = Instant::now();
-    assert!(spawn_ingest(&store, &files, 1000).wait().expect("wait").success());
-    let full = t0.elapsed();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let mut committed = 1;
-    let rounds = 40;
+    let (mut committed, mut left_staging, mut mid_commit, mut finished_first) = (0, 0, 0, 0);
+    let rounds = 24;
     for round in 0..rounds {
+        // Fresh content every round, so every commit renames new files into place.
+        let dir = tmp.path().join(format!("in{round}"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let files = make_inputs(&dir, PER_RUN, 100 + round as u64);
+        let target = if round % 2 == 0 { KillAt::Staged(rng.random_range(1..=PER_RUN)) } else { KillAt::FirstRename };
+        let before_staging = staging_folders(&store);
+        let before_cat = Store::open(&store).expect("open").catalog().expect("catalogue");
+        let before_unreferenced = unreferenced_recordings(&store, &before_cat);
         let mut child = spawn_ingest(&store, &files, round);
-        let delay = full.mul_f64(rng.random::<f64>() * 1.2);
-        std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL on Unix
-        let status = child.wait().expect("wait");
+        // Watch the ingest's own staging folder (the one that was not there before).
+        let (mut folder, mut most) = (None::<PathBuf>, 0);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if folder.is_none() {
+                folder = staging_folders(&store).into_iter().find(|p| !before_staging.contains(p));
+            }
+            let staged = folder.as_deref().map_or(0, count_files);
+            most = most.max(staged);
+            let fire = match target {
+                KillAt::Staged(k) => staged >= k,
+                KillAt::FirstRename => most == PER_RUN && staged < most,
+            };
+            if fire {
+                let _ = child.kill(); // SIGKILL on Unix
+                break child.wait().expect("wait");
+            }
+        };
+        let cat = check_store(&store, PER_RUN);
+        let run_rows = cat.rows.iter().filter(|r| r.keys["run"].to_text() == round.to_string()).count();
         if status.success() {
-            committed += 1;
+            finished_first += 1;
         }
-        let cat = check_store(&store, 12);
-        assert!(cat.rows.len() >= committed * 12, "a successful ingest lost rows");
+        if run_rows == PER_RUN {
+            committed += 1;
+        } else if unreferenced_recordings(&store, &cat) > before_unreferenced {
+            mid_commit += 1; // files renamed into place, catalogue not yet replaced
+        } else if staging_folders(&store).len() > before_staging.len() {
+            left_staging += 1;
+        }
+        assert!(cat.rows.len() >= committed * PER_RUN, "a committed ingest lost rows");
+        eprintln!("round {round}: aimed at {target:?}, {run_rows} rows committed, exit {status}");
     }
+    // The kills landed where they were aimed: some while staging, some between the renames
+    // and the catalogue write.
+    assert!(left_staging >= rounds / 4, "only {left_staging} rounds were killed while staging");
+    assert!(mid_commit >= 2, "only {mid_commit} rounds were killed between the renames and the catalogue write");
     // Leftovers are never listed; gc removes them (staging folders older than 2 s whose
-    // owner is dead) and the store still verifies.
+    // owner is dead, recording files no row refers to) and the store still verifies.
+    let cat = check_store(&store, PER_RUN);
+    let leftovers = staging_folders(&store).len() + unreferenced_recordings(&store, &cat);
+    assert!(leftovers >= left_staging + mid_commit, "{leftovers} leftovers");
     std::thread::sleep(Duration::from_millis(2100));
-    ok(&["store", "gc", "--store", store.to_str().expect("utf8")], tmp.path());
-    assert!(
-        !store.join(".staging").exists() || std::fs::read_dir(store.join(".staging")).expect("ls").next().is_none()
-    );
+    let out = ok(&["store", "gc", "--store", store.to_str().expect("utf8")], tmp.path());
+    let removed: usize = out
+        .trim()
+        .strip_prefix("removed ")
+        .and_then(|r| r.strip_suffix(" leftover files"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("gc printed {out:?}"));
+    assert!(removed >= leftovers, "gc removed {removed} of {leftovers} leftovers");
+    assert!(staging_folders(&store).is_empty(), "gc left staging folders");
+    assert_eq!(unreferenced_recordings(&store, &cat), 0, "gc left unreferenced recordings");
+    assert_eq!(check_store(&store, PER_RUN).rows.len(), cat.rows.len(), "gc changed the catalogue");
     let out = ok(&["store", "verify", "--store", store.to_str().expect("utf8")], tmp.path());
     assert!(out.contains("read back intact"), "{out}");
     // And the store still takes new data.
+    let files = make_inputs(tmp.path(), PER_RUN, 1);
     assert!(spawn_ingest(&store, &files, 9999).wait().expect("wait").success());
-    check_store(&store, 12);
-    eprintln!("ingest takes {full:?}; {committed} of {} runs committed before the kill", rounds + 1);
+    check_store(&store, PER_RUN);
+    eprintln!(
+        "{rounds} rounds: {left_staging} killed while staging, {mid_commit} between renames and catalogue, \
+         {committed} committed ({finished_first} exited before the kill)"
+    );
 }
 
 #[test]
@@ -323,4 +403,60 @@ fn concurrent_ingest_processes_keep_every_row() {
     }
     let cat = check_store(&store, 3);
     assert_eq!(cat.rows.len(), 18, "3 rounds x 2 processes x 3 recordings");
+}
+
+/// Flips one byte of `path` (in the middle of the file), making it writable first.
+fn flip_byte(path: &Path) {
+    let mut perms = std::fs::metadata(path).expect("stat").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).expect("chmod");
+    let mut bytes = std::fs::read(path).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// Damage is found and named: one flipped byte in a stored recording fails its hash-checked
+/// read with an error naming the file, and `dynsim store verify` exits non-zero listing that
+/// recording and no other; a truncated catalogue fails every command with an error naming it.
+#[test]
+fn damaged_recordings_and_catalogue_are_detected_and_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("store");
+    let s = store.to_str().expect("utf8");
+    Store::init(&store).expect("init");
+    let files = make_inputs(tmp.path(), 3, 77);
+    let mut args = vec!["ingest", "--store", s];
+    args.extend(files.iter().map(String::as_str));
+    ok(&args, tmp.path());
+    let st = Store::open(&store).expect("open");
+    let cat = st.catalog().expect("catalogue");
+    assert_eq!(cat.rows.len(), 3);
+    let victim = &cat.rows[1];
+    let file_name = Path::new(&victim.file).file_name().expect("file name").to_string_lossy().into_owned();
+    flip_byte(&store.join(&victim.file));
+    let e = st.read_row(victim, true).expect_err("a flipped byte went unnoticed").to_string();
+    assert!(e.contains(&file_name), "the error names the damaged file: {e}");
+    for row in cat.rows.iter().filter(|r| r.id != victim.id) {
+        st.read_row(row, true).unwrap_or_else(|e| panic!("an intact recording failed: {e}"));
+    }
+    let out = run(&["store", "verify", "--store", s], tmp.path());
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "verify passed a damaged store: {stdout}");
+    assert!(stdout.contains(&victim.id) && stdout.contains(&file_name), "{stdout}");
+    for row in cat.rows.iter().filter(|r| r.id != victim.id) {
+        assert!(!stdout.contains(&row.id), "an intact recording was listed: {stdout}");
+    }
+    assert!(stderr.contains("1 of 3 recordings are damaged"), "{stderr}");
+    // A truncated catalogue: every command that opens it says which file is damaged.
+    let catalog = store.join("catalog.parquet");
+    let bytes = std::fs::read(&catalog).expect("read catalogue");
+    std::fs::write(&catalog, &bytes[..bytes.len() / 2]).expect("truncate");
+    for cmd in [vec!["store", "verify", "--store", s], vec!["ls", "--store", s]] {
+        let out = run(&cmd, tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cmd:?} passed with a truncated catalogue");
+        assert!(stderr.contains("catalog.parquet"), "{cmd:?}: {stderr}");
+    }
 }
