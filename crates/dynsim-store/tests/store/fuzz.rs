@@ -54,7 +54,7 @@ fn config() -> ProptestConfig {
             .ok()
             .and_then(|s| s.parse().ok())
             .map_or(RngSeed::Fixed(FUZZ_SEED), RngSeed::Fixed),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     }
 }
