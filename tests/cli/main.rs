@@ -42,10 +42,15 @@ fn lorenz_dsa_args<'a>(x: &'a str, y: &'a str, extra: &[&'a str]) -> Vec<&'a str
     a
 }
 
-fn reference(name: &str) -> Value {
+/// A golden file of `data/reference/` (inputs, DSA settings and dsa-metric's values).
+fn golden(name: &str) -> Value {
     let p = root().join("data/reference").join(format!("{name}.json"));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    v["expected"].clone()
+    serde_json::from_str(&std::fs::read_to_string(p).expect("golden file")).expect("golden json")
+}
+
+/// Its expected values.
+fn reference(name: &str) -> Value {
+    golden(name)["expected"].clone()
 }
 
 #[test]
@@ -176,8 +181,7 @@ fn dsa_is_at_least_as_good_as_dsa_metric_on_the_linear_golden_cases() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut ours = Vec::new();
     for case in ["public_linear_conjugate", "public_linear_different"] {
-        let p = root().join("data/reference").join(format!("{case}.json"));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(p).expect("golden")).expect("json");
+        let v = golden(case);
         let mut files = Vec::new();
         for side in ["x", "y"] {
             let a = &v[side];
@@ -189,10 +193,20 @@ fn dsa_is_at_least_as_good_as_dsa_metric_on_the_linear_golden_cases() {
         }
         let p = &v["dsa_params"];
         let (nd, di, rank) = (p["n_delays"].to_string(), p["delay_interval"].to_string(), p["rank"].to_string());
-        let args = ["metric", "dsa", &files[0], &files[1], "--n-delays", &nd, "--delay-interval", &di, "--rank", &rank];
-        let mut a = args.to_vec();
-        a.push("--json");
-        let got = json_ok(&a)["value"].as_f64().unwrap();
+        let args = [
+            "metric",
+            "dsa",
+            &files[0],
+            &files[1],
+            "--n-delays",
+            &nd,
+            "--delay-interval",
+            &di,
+            "--rank",
+            &rank,
+            "--json",
+        ];
+        let got = json_ok(&args)["value"].as_f64().unwrap();
         let want = v["expected"]["dsa_angular"].as_f64().unwrap();
         assert!(got <= want + 1e-6, "{case}: ours {got} vs dsa-metric {want}");
         ours.push(got);

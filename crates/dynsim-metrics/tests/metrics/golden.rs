@@ -123,18 +123,19 @@ fn dmd_matches_reference_operator_and_eigenvalues() {
 fn hankel_svd(x: &ndarray::Array3<f64>, d: usize, tau: usize) -> (Vec<f64>, Array2<f64>) {
     let (trials, steps, units) = x.dim();
     let span = (d - 1) * tau;
-    let rows: Vec<f64> = (0..trials)
-        .flat_map(|k| (span..steps).map(move |t| (k, t)))
-        .flat_map(|(k, t)| (0..d).flat_map(move |b| (0..units).map(move |c| x[[k, t - b * tau, c]])))
-        .collect();
-    let h = Array2::from_shape_vec((rows.len() / (units * d), units * d), rows).unwrap();
-    let m = faer::Mat::from_fn(h.nrows(), h.ncols(), |i, j| h[[i, j]]);
-    let svd = m.thin_svd().expect("svd");
-    let s: Vec<f64> = (0..h.ncols()).map(|i| svd.S().column_vector()[i]).collect();
-    let v = Array2::from_shape_fn((h.ncols(), h.ncols()), |(i, j)| svd.V()[(i, j)]);
+    let per_trial = steps - span;
+    let width = units * d;
+    let h = faer::Mat::from_fn(trials * per_trial, width, |i, j| {
+        let (k, t) = (i / per_trial, span + i % per_trial);
+        x[[k, t - (j / units) * tau, j % units]]
+    });
+    let svd = h.thin_svd().expect("svd");
+    let s = svd.S().column_vector().iter().copied().collect();
+    let v = Array2::from_shape_fn((width, width), |(i, j)| svd.V()[(i, j)]);
     (s, v)
 }
 
+/// The Frobenius norm `‖A‖_F`.
 fn frob(a: &Array2<f64>) -> f64 {
     a.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
@@ -203,8 +204,7 @@ fn dsa_angular_at_least_as_good_as_reference_with_certificate() {
 fn independent_angle(a: &Array2<f64>, b: &Array2<f64>, c: &Array2<f64>) -> f64 {
     let cbct = c.dot(b).dot(&c.t());
     let inner: f64 = a.iter().zip(cbct.iter()).map(|(p, q)| p * q).sum();
-    let norm = |m: &Array2<f64>| m.iter().map(|v| v * v).sum::<f64>().sqrt();
-    (inner / (norm(a) * norm(b))).clamp(-1.0, 1.0).acos()
+    (inner / (frob(a) * frob(b))).clamp(-1.0, 1.0).acos()
 }
 
 /// `arccos(Σ σᵢ(A) σᵢ(B) / (‖A‖_F ‖B‖_F))`: for every orthogonal C, |⟨A, C B Cᵀ⟩| ≤ Σ σᵢ(A) σᵢ(B)

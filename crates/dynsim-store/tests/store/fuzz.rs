@@ -5,7 +5,7 @@
 //! `fuzz.proptest-regressions` beside this file and replayed first on every run.
 //!
 //! The cases come from a fixed seed (`FUZZ_SEED`), so a CI run is reproducible; to explore
-//! new cases locally set `PROPTEST_RNG_SEED=<n>` (proptest reads it). Known upstream
+//! new cases locally set `PROPTEST_RNG_SEED=<n>` (read by `config`). Known upstream
 //! finding: with a random seed this test found a panic in parquet 60.1.0
 //! (`column/page.rs:365`, a DATA_PAGE header without its `data_page_header`, from a damaged
 //! `long_table.parquet`). `Store::ingest` turns it into an error naming the file, but the
@@ -17,10 +17,10 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
 
+use crate::common::{data_dir, hdf5_dir};
+
 /// The seed of the fuzz cases (see the module docs).
 const FUZZ_SEED: u64 = 0x6479_6e73_696d;
-
-use crate::common::{data_dir, hdf5_dir};
 
 fn real_files() -> Vec<Vec<u8>> {
     let files: Vec<PathBuf> = vec![
