@@ -90,7 +90,7 @@ fn welch_by_corrects_all_tests_of_all_groups_together() {
     // Step-up BH over all six: q_(k) = min over j >= k of p_(j) * m / j, at most 1.
     let mut order: Vec<usize> = (0..6).collect();
     order.sort_by(|&i, &j| ps[i].total_cmp(&ps[j]));
-    let mut want = vec![0.0; 6];
+    let mut want = [0.0; 6];
     let mut running = 1.0_f64;
     for (rank, &i) in order.iter().enumerate().rev() {
         running = running.min(ps[i] * 6.0 / (rank + 1) as f64);
