@@ -6,6 +6,12 @@
 //! `n_units` (UInt32), `dtype` (of the source), `hash` (content hash), `file` (path of the
 //! recording file relative to the store), `source` (`file:dataset` it came from) and
 //! `ingested_at` (seconds since the Unix epoch).
+//!
+//! Integrity: the Arrow schema's metadata (kept in the Parquet footer) holds
+//! `dynsim.catalog_hash`, BLAKE3 over the rows ([`Catalog::content_hash`]); a read recomputes
+//! it, so a damaged byte that still decodes (a changed id, key or file name) is an error
+//! instead of a silently different catalogue. A catalogue written before the hash existed (no
+//! `dynsim.*` metadata at all) is read without the check and gets the hash at its next write.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,6 +43,13 @@ pub struct CatalogRow {
     /// When it was ingested (seconds since the Unix epoch).
     pub ingested_at: i64,
 }
+
+/// The Arrow schema metadata key of the catalogue's content hash.
+const CATALOG_HASH_KEY: &str = "dynsim.catalog_hash";
+
+/// What to do about a damaged catalogue.
+const DAMAGED: &str = "; the catalogue is damaged: restore catalog.parquet from a backup, or create a new store and \
+                       ingest the sources again (the recording files themselves may be intact)";
 
 /// The recording id for a content hash and a set of keys.
 pub fn recording_id(hash: &str, keys: &Keys) -> String {
@@ -132,7 +145,33 @@ impl Catalog {
         }
         fields.push(Field::new("ingested_at", DataType::Int64, false));
         cols.push(Arc::new(Int64Array::from_iter_values(self.rows.iter().map(|r| r.ingested_at))));
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(StoreError::arrow("catalog"))
+        let meta = std::collections::HashMap::from([(CATALOG_HASH_KEY.to_string(), self.content_hash())]);
+        RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, meta)), cols)
+            .map_err(StoreError::arrow("catalog"))
+    }
+
+    /// BLAKE3 (hex) over `b"dynsim-catalog-v1\0"` and every row in order: id, canonical keys
+    /// JSON, shape (3 x u64 LE), dtype, hash, file, source (each string as its length, u64 LE,
+    /// then its UTF-8 bytes), `ingested_at` (i64 LE).
+    pub fn content_hash(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        h.update(b"dynsim-catalog-v1\0");
+        let text = |h: &mut blake3::Hasher, s: &str| {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        for r in &self.rows {
+            text(&mut h, &r.id);
+            text(&mut h, &crate::keys::canonical_json(&r.keys));
+            for n in r.shape {
+                h.update(&(n as u64).to_le_bytes());
+            }
+            for s in [&r.dtype, &r.hash, &r.file, &r.source] {
+                text(&mut h, s);
+            }
+            h.update(&r.ingested_at.to_le_bytes());
+        }
+        h.finalize().to_hex().to_string()
     }
 
     /// Write the catalogue as Parquet to `path` (not atomically; the store renames).
@@ -143,15 +182,31 @@ impl Catalog {
     /// Read `catalog.parquet`.
     pub fn read_parquet(path: &Path) -> Result<Catalog, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { path: path.to_path_buf(), detail };
-        let (_, batches) = crate::table::read_table(path).map_err(|e| match e {
-            StoreError::Parquet { detail, .. } => corrupt(format!("cannot read the catalogue: {detail}")),
+        let (schema, batches) = crate::table::read_table(path).map_err(|e| match e {
+            StoreError::Parquet { detail, .. } => corrupt(format!("cannot read the catalogue: {detail}{DAMAGED}")),
             other => other,
         })?;
         let mut rows = Vec::new();
         for batch in &batches {
-            rows.extend(rows_of(batch).map_err(|d| corrupt(format!("catalogue column {d}")))?);
+            rows.extend(rows_of(batch).map_err(|d| corrupt(format!("catalogue column {d}{DAMAGED}")))?);
         }
-        Ok(Catalog { rows })
+        let cat = Catalog { rows };
+        let meta = schema.metadata();
+        match meta.get(CATALOG_HASH_KEY) {
+            Some(want) => {
+                let got = cat.content_hash();
+                if &got != want {
+                    return Err(corrupt(format!(
+                        "the catalogue's content hash {got} does not match the recorded {want}{DAMAGED}"
+                    )));
+                }
+            }
+            None if meta.keys().any(|k| k.starts_with("dynsim.")) => {
+                return Err(corrupt(format!("the catalogue's {CATALOG_HASH_KEY} metadata is missing{DAMAGED}")));
+            }
+            None => {} // written before the hash existed
+        }
+        Ok(cat)
     }
 }
 

@@ -9,7 +9,6 @@
 //!   [`StoreError::Hdf5`] naming the file and the dataset;
 //! - attributes become key values ([`attribute_value`]).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -215,13 +214,12 @@ fn guarded<T>(
 ) -> Result<T, StoreError> {
     let err =
         |detail: String| StoreError::Hdf5 { path: path.to_path_buf(), dataset: dataset.map(str::to_string), detail };
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match crate::guard::catch_decoder_panic(f) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(err(format!("{e}; the file may be truncated or damaged, re-export it with h5py"))),
-        Err(_) => {
-            crate::note_caught_panic();
-            Err(err("the HDF5 reader failed on damaged data; re-export the file with h5py".into()))
-        }
+        Err(why) => Err(err(format!(
+            "the HDF5 reader failed on damaged data ({why}); the file is damaged, re-export it with h5py"
+        ))),
     }
 }
 
@@ -308,13 +306,9 @@ impl H5File {
         let mut out: Vec<(String, AttrValue)> = attrs
             .iter()
             .filter_map(|a| {
-                let v = match catch_unwind(AssertUnwindSafe(|| convert_attribute(a))) {
-                    Ok(v) => v?,
-                    Err(_) => {
-                        crate::note_caught_panic();
-                        return None;
-                    }
-                };
+                // An attribute the reader cannot convert (it panicked) is left out, as an
+                // unsupported type is; the panic is counted (see `crate::guard`).
+                let v = crate::guard::catch_decoder_panic(|| convert_attribute(a)).ok()??;
                 Some((a.name.clone(), v))
             })
             .collect();

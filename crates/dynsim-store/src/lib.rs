@@ -17,6 +17,7 @@ pub mod catalog;
 mod error;
 mod export;
 pub mod fsutil;
+mod guard;
 pub mod h5;
 mod ingest;
 pub mod keys;
@@ -29,6 +30,7 @@ pub mod table;
 pub use catalog::{Catalog, CatalogRow};
 pub use error::StoreError;
 pub use export::ExportReport;
+pub use guard::caught_panics;
 pub use ingest::{ArrayRecording, IngestOptions};
 pub use keys::{KeyValue, Keys};
 pub use layout::Layout;
@@ -66,22 +68,6 @@ pub fn decode_file(
         out.push((c.location, c.keys, a));
     }
     Ok(out)
-}
-
-thread_local! {
-    static CAUGHT_PANICS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// How many panics inside decoders (the HDF5 reader, a file's ingest) the readers turned into
-/// errors on this thread so far. A user gets a clean error either way; the fuzz tests count
-/// these as failures, since each one is a decoder bug hidden behind the guard.
-pub fn caught_panics() -> usize {
-    CAUGHT_PANICS.with(|c| c.get())
-}
-
-/// Counts one caught panic (see [`caught_panics`]).
-pub(crate) fn note_caught_panic() {
-    CAUGHT_PANICS.with(|c| c.set(c.get() + 1));
 }
 
 /// Decode arbitrary bytes with every reader dynsim ingests with (HDF5, Parquet, npy, npz),

@@ -241,6 +241,10 @@ pub(crate) fn trials_per_block(max_values: usize, per_trial: usize) -> usize {
 /// Read the `dynsim.recording` metadata of a Parquet file, `None` if it is not a dynsim
 /// recording file.
 pub fn read_recording_meta(path: &Path) -> Result<Option<RecordingMeta>, StoreError> {
+    guarded(path, || read_recording_meta_unguarded(path))
+}
+
+fn read_recording_meta_unguarded(path: &Path) -> Result<Option<RecordingMeta>, StoreError> {
     let file = File::open(path).map_err(StoreError::io(path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(StoreError::parquet(path))?;
     meta_of(builder.metadata().file_metadata().key_value_metadata(), path)
@@ -271,7 +275,24 @@ fn meta_of(kv: Option<&Vec<ParquetKv>>, path: &Path) -> Result<Option<RecordingM
 
 /// Read a recording file: the array and its metadata. The rows must be in order and
 /// complete; `verify` also recomputes the content hash and compares.
+///
+/// A panic of the Parquet decoder on a damaged file is [`StoreError::Corrupt`] too (see
+/// [`crate::guard`]).
 pub fn read_recording(path: &Path, verify: bool) -> Result<(Array3<f32>, RecordingMeta), StoreError> {
+    guarded(path, || read_recording_unguarded(path, verify))
+}
+
+/// Run a read of the recording file `path`; a decoder panic is [`StoreError::Corrupt`].
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    crate::guard::catch_decoder_panic(f).unwrap_or_else(|why| {
+        Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("the Parquet decoder failed on damaged data ({why})"),
+        })
+    })
+}
+
+fn read_recording_unguarded(path: &Path, verify: bool) -> Result<(Array3<f32>, RecordingMeta), StoreError> {
     let corrupt = |detail: String| StoreError::Corrupt { path: path.to_path_buf(), detail };
     let file = File::open(path).map_err(StoreError::io(path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(StoreError::parquet(path))?;

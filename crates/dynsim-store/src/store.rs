@@ -94,6 +94,9 @@ pub struct IngestReport {
     pub added: Vec<CatalogRow>,
     /// Recordings that were already in the store with the same content and keys.
     pub already_present: Vec<String>,
+    /// Ids of catalogued recordings whose missing file this ingest put back (a damaged file
+    /// is deleted, then its source ingested again; see [`Store::read_row`]).
+    pub restored: Vec<String>,
     /// Recordings whose data was already stored under other keys (stored once, two rows).
     pub shared_content: usize,
     /// Things in the inputs that were left out, and why.
@@ -206,15 +209,26 @@ impl Store {
     /// Read the recording of a catalogue row; `verify` recomputes its content hash.
     pub fn read_row(&self, row: &CatalogRow, verify: bool) -> Result<Recording, StoreError> {
         let path = self.root.join(&row.file);
-        let (data, meta) = read_recording(&path, verify)?;
+        let remedy = |e: StoreError| match e {
+            StoreError::Corrupt { path, detail } => StoreError::Corrupt {
+                path,
+                detail: format!(
+                    "{detail}. To restore it, delete this file and ingest its source ({}) again \
+                     (`dynsim store verify` lists every damaged recording)",
+                    row.source
+                ),
+            },
+            other => other,
+        };
+        let (data, meta) = read_recording(&path, verify).map_err(remedy)?;
         if meta.hash != row.hash || meta.shape != row.shape {
-            return Err(StoreError::Corrupt {
+            return Err(remedy(StoreError::Corrupt {
                 path,
                 detail: format!(
                     "holds {:?} with hash {} but the catalogue expects {:?} with hash {}",
                     meta.shape, meta.hash, row.shape, row.hash
                 ),
-            });
+            }));
         }
         Ok(Recording { row: row.clone(), data })
     }
@@ -503,6 +517,13 @@ impl Store {
         let mut planned_files: HashSet<String> = HashSet::new();
         for (row, tmp) in staged {
             if !ids.insert(row.id.clone()) {
+                // Already catalogued. If its file is gone (deleted because it was damaged,
+                // see `read_row`), this identical content restores it.
+                let dest = self.root.join(&row.file);
+                if !dest.exists() && planned_files.insert(row.file.clone()) {
+                    moves.push((tmp, dest));
+                    report.restored.push(row.id.clone());
+                }
                 report.already_present.push(row.source.clone());
                 continue;
             }
@@ -515,7 +536,7 @@ impl Store {
             }
             new_rows.push(row);
         }
-        if new_rows.is_empty() {
+        if new_rows.is_empty() && moves.is_empty() {
             return Ok(());
         }
         check_key_types(&cat, &new_rows)?;
@@ -530,6 +551,9 @@ impl Store {
             sync_dir(s)?;
         }
         sync_dir(&self.root.join("recordings"))?;
+        if new_rows.is_empty() {
+            return Ok(());
+        }
         cat.rows.extend(new_rows.iter().cloned());
         atomic_write(&self.root.join("catalog.parquet"), |tmp| cat.write_parquet(tmp))?;
         report.added = new_rows;
@@ -545,12 +569,13 @@ fn constant_keys(opts: &IngestOptions) -> Result<Keys, StoreError> {
 /// Run reader code; a panic inside a third-party decoder on damaged input becomes an error
 /// naming the file (the readers are fuzzed, this is the last line of defence).
 fn guard_panic<T>(file: &Path, location: &str, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-        crate::note_caught_panic();
+    crate::guard::catch_decoder_panic(f).unwrap_or_else(|why| {
         Err(StoreError::BadInput {
             path: file.to_path_buf(),
             location: location.to_string(),
-            detail: "a decoder failed on damaged data; the file is damaged or not the format its name says".into(),
+            detail: format!(
+                "a decoder failed on damaged data ({why}); the file is damaged or not the format its name says"
+            ),
         })
     })
 }

@@ -29,14 +29,28 @@ pub fn write_table(path: &Path, batch: &RecordBatch) -> Result<(), StoreError> {
 /// Every record batch of the Parquet file at `path` (any writer), with its Arrow schema. A
 /// missing file is [`StoreError::Io`] (with the OS error); a file that is not readable
 /// Parquet is [`StoreError::Parquet`].
+///
+/// A panic of the Parquet decoder on a damaged file is [`StoreError::Parquet`] too (see
+/// [`crate::guard`]).
 pub fn read_table(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), StoreError> {
+    crate::guard::catch_decoder_panic(|| read_table_unguarded(path)).unwrap_or_else(|why| {
+        Err(StoreError::Parquet {
+            path: path.to_path_buf(),
+            detail: format!("not a readable Parquet file: the decoder failed on damaged data ({why})"),
+        })
+    })
+}
+
+fn read_table_unguarded(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>), StoreError> {
     let file = File::open(path).map_err(StoreError::io(path))?;
     let bad = |e: parquet::errors::ParquetError| StoreError::Parquet {
         path: path.to_path_buf(),
         detail: format!("not a readable Parquet file: {e}"),
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(bad)?;
-    let schema = arrow_array::RecordBatchReader::schema(&reader);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+    // The builder's schema keeps the file's schema metadata (the reader's does not).
+    let schema = builder.schema().clone();
+    let reader = builder.build().map_err(bad)?;
     let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| StoreError::Parquet {
         path: path.to_path_buf(),
         detail: format!("not a readable Parquet file: {e}"),

@@ -2,6 +2,7 @@
 //! against their manifest), ingest, export, bad input, and arbitrary bytes.
 
 mod common;
+mod damage;
 mod fuzz;
 mod hdf5_manifest;
 mod ingest;
