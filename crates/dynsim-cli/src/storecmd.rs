@@ -196,6 +196,7 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
                 "store": args.store.store,
                 "added": rep.added.iter().map(|r| &r.id).collect::<Vec<_>>(),
                 "already_present": rep.already_present,
+                "restored": rep.restored,
                 "shared_content": rep.shared_content,
                 "skipped": rep.skipped,
                 "values": rep.values,
@@ -218,6 +219,9 @@ pub fn run_ingest(args: IngestArgs) -> Result<()> {
     ))?;
     for r in &rep.added {
         println(&format!("  {}  {}  {}", r.id, shape_text(r), dynsim_store::store::keys_text(&r.keys)))?;
+    }
+    for id in &rep.restored {
+        println(&format!("  {id}  restored (its file was missing)"))?;
     }
     Ok(())
 }
