@@ -45,6 +45,35 @@ def cell_timeout(cell):
     return DEP_CELL_TIMEOUT if any(line.lstrip().startswith(":dep") for line in src.splitlines()) else CELL_TIMEOUT
 
 
+class StrictClient(NotebookClient):
+    """A notebook client for evcxr: a code cell that writes to stderr fails.
+
+    evcxr answers "ok" to a cell whose code panicked (a failed `assert!`) or returned an
+    error through `?`: it prints the panic or the error on the cell's stderr and goes on, so
+    nbclient alone passes a notebook whose every assertion fails (a later cell may then fail
+    on a variable the panicking cell never defined, far from the cause). Compile errors do
+    come back as errors. dynsim's notebooks write nothing to stderr, so any stderr text is
+    taken as a failure of that cell; a cell tagged `allow-stderr` is exempt."""
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if cell.cell_type != "code" or "allow-stderr" in cell.get("metadata", {}).get("tags", []):
+            return cell
+        text = "".join(
+            o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"
+        ).strip()
+        if text:
+            lines = text.splitlines()
+            what = "panicked (a failed assertion?)" if any(" panicked at " in l for l in lines) else (
+                "wrote to stderr (evcxr's report of an error returned by `?`)"
+            )
+            shown = "\n".join(lines[:40] + ([f"... ({len(lines) - 40} more lines)"] if len(lines) > 40 else []))
+            raise CellExecutionError(
+                f"cell {cell_index} {what}:\n{cell.source}\n------------------\n{shown}", ename="CellFailed", evalue=what
+            )
+        return cell
+
+
 def check_kernel():
     try:
         KernelSpecManager().get_kernel_spec(KERNEL)
@@ -61,7 +90,7 @@ def failing_cell(nb):
 
 
 def run(nb, cwd, name, km=None, timeout_func=cell_timeout):
-    client = NotebookClient(
+    client = StrictClient(
         nb,
         km=km,
         kernel_name=KERNEL,
@@ -74,7 +103,8 @@ def run(nb, cwd, name, km=None, timeout_func=cell_timeout):
         client.execute()
     except CellExecutionError as e:
         print(f"FAILED {name}: a cell raised an error\n{e}", file=sys.stderr)
-        # evcxr reports compile errors and panics in the cell's outputs, not in the reply.
+        # evcxr reports compile errors as error outputs of the cell (panics and `?` errors
+        # only on its stderr, which StrictClient's message above already shows).
         for cell in nb.cells:
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error":
@@ -140,9 +170,36 @@ def smoke():
         if not libs:
             print(f"FAILED smoke test: evcxr built no cell library under {build}", file=sys.stderr)
             return False
-        return hung_cell_fails(new_km())
+        return failing_cells_fail(new_km) and hung_cell_fails(new_km())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def failing_cells_fail(new_km):
+    """A cell whose assertion fails, and one whose `?` returns an error, each fail the run
+    (evcxr reports both only on stderr; see StrictClient)."""
+    cases = [
+        ("a failed assertion", "assert_eq!(1 + 1, 3, \"smoke: this assertion must fail the run\");"),
+        ("an error returned by `?`", "let n: u32 = \"not a number\".parse()?;\nn"),
+    ]
+    for what, src in cases:
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell(src))
+        nb.cells.append(nbformat.v4.new_code_cell("1 + 1"))
+        work = tempfile.mkdtemp(prefix="dynsim-kernel-fail-")
+        km = new_km()
+        try:
+            print(f"smoke test: {what} must fail the run (the FAILED line below is expected)", file=sys.stderr)
+            if run(nb, work, what, km=km):
+                print(f"FAILED smoke test: a notebook with {what} passed", file=sys.stderr)
+                return False
+            if nb.cells[1].get("outputs"):
+                print(f"FAILED smoke test: the run went on after {what}", file=sys.stderr)
+                return False
+        finally:
+            shutdown(km)
+            shutil.rmtree(work, ignore_errors=True)
+    return True
 
 
 def hung_cell_fails(km, limit=20):
