@@ -9,7 +9,9 @@
 //! - curriculum: an optional pretraining phase on a rule set (every weight trains), then the
 //!   training phase on its rules (the study: AntiPDMDelay) with a fresh optimiser; **frozen**
 //!   means that in the training phase only the input weights train (RNN and GRU: `weight_ih`,
-//!   every gate block and the rule columns included; Mamba: the input Linear `embedding.*`);
+//!   every gate block and the rule columns included; Mamba: the input Linear `embedding.*`).
+//!   Frozen without pretraining keeps every other weight at its random initialisation (the
+//!   study's `master_frozen` group);
 //! - checkpoints after every epoch (and an epoch-0 one with the phase's starting weights),
 //!   written atomically, with the optimiser state beside each; a killed run resumes from its
 //!   last checkpoint and, being deterministic on one thread, ends with the same files as an
@@ -99,9 +101,6 @@ impl RunConfig {
         }
         if self.samples_per_rule == 0 || self.eval_per_rule == 0 {
             return bad("samples per rule and evaluation samples per rule must be at least 1".into());
-        }
-        if self.frozen && self.pretrain_rules.is_empty() {
-            return bad("frozen training needs a pretraining phase (the weights it keeps would be untrained)".into());
         }
         self.dtype()?;
         Ok(())
