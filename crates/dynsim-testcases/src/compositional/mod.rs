@@ -1,0 +1,36 @@
+//! The compositional-learning test case (the seed study's main result): networks that learned
+//! AntiPDMDelay through different curricula ([`groups`]) compared with a network trained on it
+//! directly ("master").
+//!
+//! - [`groups`]: the eleven curriculum groups (what each pretrains on, what stays frozen);
+//! - [`plan`]: presets, hyper-parameter configurations, runs, run ids and shards;
+//! - [`training`]: training every run of a plan (or of one shard) into `<store>/runs/<id>/`,
+//!   in parallel, skipping finished runs and resuming killed ones.
+
+pub mod groups;
+pub mod plan;
+pub mod training;
+
+pub use groups::{Group, Pool};
+pub use plan::{plan, ArchChoice, Configuration, Init, Preset, Run, Schedule, Shard};
+pub use training::{train_runs, TrainEvent, TrainReport};
+
+/// Errors of the compositional test case.
+#[derive(Debug, thiserror::Error)]
+pub enum CompositionalError {
+    /// An option or configuration value is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// Training a network failed (the run's id and folder say which).
+    #[error("run {id} ({what}) in {dir}: {source}")]
+    Train {
+        /// The run's id.
+        id: String,
+        /// Configuration and group.
+        what: String,
+        /// The run folder.
+        dir: std::path::PathBuf,
+        /// What failed.
+        source: Box<dynsim_nets::NetError>,
+    },
+}

@@ -1,0 +1,190 @@
+//! The compositional test case's groups, run plan, shards and training.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use dynsim_nets::train::input_parameters;
+use dynsim_nets::{checkpoint, Device, Rule};
+use dynsim_testcases::compositional::training::is_finished;
+use dynsim_testcases::compositional::{
+    plan, train_runs, ArchChoice, Group, Init, Pool, Preset, Run, Shard, TrainEvent,
+};
+
+#[test]
+fn groups_pretrain_freeze_and_pool_as_the_study() {
+    use Rule::{AntiPdm, Pdm, PdmDelay};
+    // (group, pretraining rules, frozen, trains) written out from the study's table.
+    let table: [(&str, Vec<Rule>, bool, bool); 11] = [
+        ("master", vec![], false, true),
+        ("master_frozen", vec![], true, true),
+        ("untrained", vec![], false, false),
+        ("pretrain_frozen", vec![AntiPdm, Pdm, PdmDelay], true, true),
+        ("pretrain_unfrozen", vec![AntiPdm, Pdm, PdmDelay], false, true),
+        ("pretrain_basic_frozen", vec![Pdm], true, true),
+        ("pretrain_anti_frozen", vec![AntiPdm], true, true),
+        ("pretrain_delay_frozen", vec![PdmDelay], true, true),
+        ("pretrain_basic_anti_frozen", vec![Pdm, AntiPdm], true, true),
+        ("pretrain_basic_delay_frozen", vec![Pdm, PdmDelay], true, true),
+        ("pretrain_anti_delay_frozen", vec![AntiPdm, PdmDelay], true, true),
+    ];
+    for (name, rules, frozen, trains) in table {
+        let g = Group::parse(name).expect(name);
+        assert_eq!(g.name(), name);
+        assert_eq!((g.pretrain_rules(), g.frozen(), g.trains()), (rules.clone(), frozen, trains), "{name}");
+        assert_eq!(g.pretrained_share(), rules.len() as f64 / 3.0);
+        assert_eq!(g.pool() == Pool::Partial, (1..=2).contains(&rules.len()), "{name}");
+    }
+    assert!(Group::STUDY_PARTIAL.iter().all(|g| g.pool() == Pool::Partial));
+    assert_eq!(Group::ALL.iter().filter(|g| g.pool() == Pool::Partial).count(), 6);
+    let e = Group::parse("pretrain").expect_err("unknown").to_string();
+    assert!(e.contains("pretrain") && e.contains("master_frozen"), "{e}");
+}
+
+#[test]
+fn the_plan_covers_every_group_and_the_study_grid() {
+    let tiny = plan(Preset::Tiny, ArchChoice::All, 2, Init::Independent).expect("plan");
+    assert_eq!(tiny.len(), 2 * 11 * 2);
+    let ids: BTreeSet<String> = tiny.iter().map(Run::id).collect();
+    assert_eq!(ids.len(), tiny.len(), "run ids are unique");
+    for r in &tiny {
+        assert_eq!(r.config.train_rules, vec![Rule::AntiPdmDelay]);
+        assert_eq!(r.config.pretrain_rules, r.group.pretrain_rules());
+        assert_eq!(r.config.frozen, r.group.frozen());
+        assert_eq!(r.config.max_epochs == 0, r.group == Group::Untrained);
+        assert_eq!((r.config.lr, r.config.batch), (r.configuration.lr, r.configuration.batch));
+    }
+    let paper_rnn = Preset::Paper.configurations(ArchChoice::Rnn);
+    let paper_mamba = Preset::Paper.configurations(ArchChoice::Mamba);
+    assert_eq!((paper_rnn.len(), paper_mamba.len()), (32, 64));
+    let names: BTreeSet<String> = paper_rnn.iter().chain(&paper_mamba).map(|c| c.name()).collect();
+    assert_eq!(names.len(), 96, "configuration names are unique");
+    assert!(names.contains("leaky_gru-softplus-h256-lr0.001-b128") && names.contains("mamba-d16-l2-lr0.0005-b16"));
+    assert!(plan(Preset::Tiny, ArchChoice::Rnn, 0, Init::Shared).is_err());
+}
+
+/// A run's id is the hash of its training configuration: the same settings give the same id
+/// in every version (a changed id would orphan every finished run of every user, so this one
+/// is pinned), and any change of setting gives another.
+#[test]
+fn run_ids_are_stable_and_follow_every_setting() {
+    let runs = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
+    let master = runs.iter().find(|r| r.group == Group::Master).expect("master");
+    assert_eq!(master.id(), plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("again")[0].id());
+    assert_eq!(master.id(), "883b5d5f63fc5208", "the tiny RNN master's id changed: {}", master.config.id());
+    let mut other = master.config.clone();
+    other.lr *= 2.0;
+    assert_ne!(other.id(), master.id());
+    // Shared: every group of a seed starts from the seed itself; independent: each its own.
+    assert!(runs.iter().all(|r| r.config.seed == 0));
+    let ind = plan(Preset::Tiny, ArchChoice::Rnn, 2, Init::Independent).expect("plan");
+    let seeds: BTreeSet<u64> = ind.iter().map(|r| r.config.seed).collect();
+    assert_eq!(seeds.len(), ind.len());
+}
+
+#[test]
+fn shards_partition_the_plan_whatever_its_order() {
+    let runs = plan(Preset::Tiny, ArchChoice::All, 3, Init::Independent).expect("plan");
+    let reversed: Vec<Run> = runs.iter().rev().cloned().collect();
+    for count in 1..=7 {
+        let mut seen = BTreeSet::new();
+        let mut sizes = Vec::new();
+        for index in 0..count {
+            let shard = Shard::parse(&format!("{index}/{count}")).expect("shard");
+            let mine: Vec<String> = shard.select(&runs).iter().map(|r| r.id()).collect();
+            let again: Vec<String> = shard.select(&reversed).iter().map(|r| r.id()).collect();
+            assert_eq!(mine, again, "shard {index}/{count} depends on the plan's order");
+            sizes.push(mine.len());
+            for id in mine {
+                assert!(seen.insert(id), "a run in two shards of {count}");
+            }
+        }
+        assert_eq!(seen.len(), runs.len(), "the shards of {count} miss runs");
+        assert!(sizes.iter().max().expect("sizes") - sizes.iter().min().expect("sizes") <= 1, "{sizes:?}");
+    }
+    for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+        assert!(Shard::parse(bad).is_err(), "{bad}");
+    }
+}
+
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read");
+            (p.strip_prefix(dir).expect("prefix").display().to_string(), bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("list") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Four groups of the tiny RNN with a shared initialisation, two at a time: `untrained` is
+/// master's starting network bit for bit, `master_frozen` keeps every non-input weight of
+/// it; a second call trains nothing; a call stopped mid-way and resumed ends with the same
+/// files as the uninterrupted one.
+#[test]
+fn training_runs_groups_skips_finished_runs_and_resumes() {
+    let all = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
+    let pick = [Group::Master, Group::MasterFrozen, Group::Untrained, Group::PretrainBasicFrozen];
+    let runs: Vec<&Run> = all.iter().filter(|r| pick.contains(&r.group)).collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let never = AtomicBool::new(false);
+    let rep = train_runs(&runs, tmp.path(), 2, &never, &|_| {}).expect("train");
+    assert_eq!((rep.trained.len(), rep.skipped.len(), rep.stopped), (4, 0, false));
+    for r in &runs {
+        assert!(is_finished(&r.dir(tmp.path())).expect("finished?"), "{}", r.group.name());
+    }
+    let load = |g: Group, name: &str| {
+        let r = runs.iter().find(|r| r.group == g).expect("run");
+        checkpoint::read(&r.dir(tmp.path()).join("checkpoints").join(name), &Device::Cpu).expect("checkpoint").0
+    };
+    let untrained = load(Group::Untrained, "train-000.safetensors");
+    let master_start = load(Group::Master, "train-000.safetensors");
+    let frozen_end = load(Group::MasterFrozen, "train-003.safetensors");
+    let inputs = input_parameters(&runs[0].config.net);
+    for (name, t) in &untrained {
+        let bits = |t: &dynsim_nets::Tensor| -> Vec<u32> {
+            t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("f32").iter().map(|v| v.to_bits()).collect()
+        };
+        assert_eq!(bits(t), bits(&master_start[name]), "untrained = master's start: {name}");
+        assert_eq!(bits(t) == bits(&frozen_end[name]), !inputs.contains(name), "master_frozen: {name}");
+    }
+    // Nothing to do the second time.
+    let events = Mutex::new(Vec::new());
+    let rep = train_runs(&runs, tmp.path(), 2, &never, &|e| {
+        if matches!(e, TrainEvent::Batch(..)) {
+            events.lock().expect("lock").push(());
+        }
+    })
+    .expect("again");
+    assert_eq!((rep.trained.len(), rep.skipped.len()), (0, 4));
+    assert!(events.lock().expect("lock").is_empty(), "a finished run trained again");
+    // Stopped after a few batches, then resumed: the same files as the uninterrupted run.
+    let other = tempfile::tempdir().expect("tempdir");
+    let stop = AtomicBool::new(false);
+    let batches = std::sync::atomic::AtomicUsize::new(0);
+    let rep = train_runs(&runs, other.path(), 1, &stop, &|e| {
+        if matches!(e, TrainEvent::Batch(..)) && batches.fetch_add(1, Ordering::SeqCst) == 5 {
+            stop.store(true, Ordering::SeqCst);
+        }
+    })
+    .expect("stopped");
+    assert!(rep.stopped && rep.trained.len() < 4, "{rep:?}");
+    let rep = train_runs(&runs, other.path(), 2, &never, &|_| {}).expect("resume");
+    assert!(!rep.stopped && rep.trained.len() + rep.skipped.len() == 4, "{rep:?}");
+    assert_eq!(files(&other.path().join("runs")), files(&tmp.path().join("runs")));
+}
