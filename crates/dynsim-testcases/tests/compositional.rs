@@ -8,7 +8,7 @@ use dynsim_nets::train::input_parameters;
 use dynsim_nets::{checkpoint, Device, Rule};
 use dynsim_testcases::compositional::training::is_finished;
 use dynsim_testcases::compositional::{
-    plan, train_runs, ArchChoice, Group, Init, Pool, Preset, Run, Shard, TrainEvent,
+    plan, record_runs, train_runs, Analysis, ArchChoice, Group, Init, Pool, Preset, Run, Shard, TrainEvent,
 };
 
 #[test]
@@ -187,4 +187,55 @@ fn training_runs_groups_skips_finished_runs_and_resumes() {
     let rep = train_runs(&runs, other.path(), 2, &never, &|_| {}).expect("resume");
     assert!(!rep.stopped && rep.trained.len() + rep.skipped.len() == 4, "{rep:?}");
     assert_eq!(files(&other.path().join("runs")), files(&tmp.path().join("runs")));
+}
+
+/// Recording: every training checkpoint once, with its keys; the untrained network of a
+/// shared initialisation is master's checkpoint 0; the study's reading holds the same states
+/// time-major from step 0; a second call computes nothing; an untrained run is an error.
+#[test]
+fn recording_every_checkpoint_in_both_analyses() {
+    let all = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
+    let runs: Vec<&Run> = all.iter().filter(|r| matches!(r.group, Group::Master | Group::Untrained)).collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
+    let never = AtomicBool::new(false);
+    let not_yet = record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect_err("untrained");
+    assert!(not_yet.to_string().contains("train the run first"), "{not_yet}");
+    train_runs(&runs, store.root(), 2, &never, &|_| {}).expect("train");
+    let rep = record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
+    assert_eq!((rep.added, rep.present), (5, 0), "master's train-000..003 and untrained's start");
+    let rep = record_runs(&runs, &store, Analysis::Repal, 8, &mut |_, _, _| {}).expect("record repal");
+    assert_eq!((rep.added, rep.present), (5, 0));
+    let again = record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("again");
+    assert_eq!((again.added, again.present), (0, 5));
+    let cat = store.catalog().expect("catalogue");
+    let find = |group: &str, checkpoint: i64, analysis: &str| {
+        let row = cat
+            .rows
+            .iter()
+            .find(|r| {
+                r.keys["group"].to_text() == group
+                    && r.keys["checkpoint"] == dynsim_store::KeyValue::Int(checkpoint)
+                    && r.keys["analysis"].to_text() == analysis
+            })
+            .unwrap_or_else(|| panic!("{group} {checkpoint} {analysis}"));
+        (row.clone(), store.read_row(row, true).expect("read").data)
+    };
+    let (m0, master0) = find("master", 0, "intended");
+    let (m3, _) = find("master", 3, "intended");
+    let (u, untrained) = find("untrained", 0, "intended");
+    assert_eq!(m0.shape, [8, 200, 16]);
+    assert_eq!(untrained, master0, "shared initialisation: untrained = master's start");
+    let progress = |r: &dynsim_store::CatalogRow| r.keys["progress"].to_text();
+    assert_eq!((progress(&m0), progress(&m3), progress(&u)), ("0".into(), "1".into(), "1".into()));
+    let (r0, repal0) = find("master", 0, "repal");
+    assert_eq!(r0.shape, [200, 8, 16]);
+    // Stimulus steps 25..200 of the trial are at time 0..175 of the intended recording.
+    for s in 25..200 {
+        for trial in 0..8 {
+            for k in 0..16 {
+                assert_eq!(repal0[[s, trial, k]], master0[[trial, s - 25, k]]);
+            }
+        }
+    }
 }

@@ -5,14 +5,18 @@
 //! - [`groups`]: the eleven curriculum groups (what each pretrains on, what stays frozen);
 //! - [`plan`]: presets, hyper-parameter configurations, runs, run ids and shards;
 //! - [`training`]: training every run of a plan (or of one shard) into `<store>/runs/<id>/`,
-//!   in parallel, skipping finished runs and resuming killed ones.
+//!   in parallel, skipping finished runs and resuming killed ones;
+//! - [`recording`]: every training checkpoint's states on AntiPDMDelay's test trials, into
+//!   the store, in the study's intended reading or as its code computed them.
 
 pub mod groups;
 pub mod plan;
+pub mod recording;
 pub mod training;
 
 pub use groups::{Group, Pool};
 pub use plan::{plan, ArchChoice, Configuration, Init, Preset, Run, Schedule, Shard};
+pub use recording::{record_runs, Analysis, RecordReport};
 pub use training::{train_runs, TrainEvent, TrainReport};
 
 /// Errors of the compositional test case.
@@ -33,4 +37,7 @@ pub enum CompositionalError {
         /// What failed.
         source: Box<dynsim_nets::NetError>,
     },
+    /// The store failed (reading the catalogue, ingesting recordings).
+    #[error(transparent)]
+    Store(Box<dynsim_store::StoreError>),
 }

@@ -243,6 +243,16 @@ impl Run {
     pub fn dir(&self, store_root: &std::path::Path) -> std::path::PathBuf {
         store_root.join("runs").join(self.id())
     }
+
+    /// An error of this run's network (training, reading its checkpoints), naming the run.
+    pub fn error(&self, store_root: &std::path::Path, source: dynsim_nets::NetError) -> CompositionalError {
+        CompositionalError::Train {
+            id: self.id(),
+            what: format!("{} {} seed {}", self.configuration.name(), self.group.name(), self.seed),
+            dir: self.dir(store_root),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// The seed of a group's run: the replicate seed itself ([`Init::Shared`]), or FNV-1a of

@@ -74,12 +74,7 @@ pub fn train_runs(
             let i = next.fetch_add(1, Ordering::SeqCst);
             let Some(run) = runs.get(i).copied() else { return };
             let dir = run.dir(store_root);
-            let fail = |source: dynsim_nets::NetError| CompositionalError::Train {
-                id: run.id(),
-                what: format!("{} {} seed {}", run.configuration.name(), run.group.name(), run.seed),
-                dir: dir.clone(),
-                source: Box::new(source),
-            };
+            let fail = |source| run.error(store_root, source);
             let outcome = match is_finished(&dir) {
                 Ok(true) => {
                     events(TrainEvent::Skipped(run));
