@@ -41,6 +41,7 @@ pub struct Comparison<'s> {
     left: Selection,
     right: Option<Selection>,
     on: Vec<String>,
+    nearest: Option<String>,
     metrics: Vec<MetricSpec>,
     shard: Shard,
 }
@@ -142,18 +143,42 @@ pub struct Outcome {
 impl<'s> Comparison<'s> {
     /// Every pair of distinct recordings within `selection`.
     pub fn all_pairs(store: &'s Store, selection: Selection) -> Comparison<'s> {
-        Comparison { store, left: selection, right: None, on: Vec::new(), metrics: Vec::new(), shard: Shard::ALL }
+        Comparison {
+            store,
+            left: selection,
+            right: None,
+            on: Vec::new(),
+            nearest: None,
+            metrics: Vec::new(),
+            shard: Shard::ALL,
+        }
     }
 
     /// Every `left` recording against every `right` recording.
     pub fn bipartite(store: &'s Store, left: Selection, right: Selection) -> Comparison<'s> {
-        Comparison { store, left, right: Some(right), on: Vec::new(), metrics: Vec::new(), shard: Shard::ALL }
+        Comparison {
+            store,
+            left,
+            right: Some(right),
+            on: Vec::new(),
+            nearest: None,
+            metrics: Vec::new(),
+            shard: Shard::ALL,
+        }
     }
 
     /// Pair only recordings whose keys `keys` are all equal (a recording without one of
     /// them is paired with nothing, as a NULL never matches in SQL).
     pub fn on<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Comparison<'s> {
         self.on.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
+    /// Pair each left recording with only the right recording (among those matching
+    /// [`on`](Comparison::on)) whose numeric key `key` is nearest to its own
+    /// ([`Pairing::Nearest`]); for bipartite comparisons.
+    pub fn nearest(mut self, key: impl Into<String>) -> Comparison<'s> {
+        self.nearest = Some(key.into());
         self
     }
 
@@ -207,9 +232,23 @@ impl<'s> Comparison<'s> {
         if let Some(k) = self.on.iter().find(|k| !known.contains(k)) {
             return Err(QueryError::Plan(format!("--on {k:?}: no such key; the keys are: {}", known.join(", "))));
         }
+        if let Some(k) = self.nearest.as_ref().filter(|k| !known.contains(k)) {
+            return Err(QueryError::Plan(format!("nearest {k:?}: no such key; the keys are: {}", known.join(", "))));
+        }
         let left = rows(&self.left, "left")?;
         let (right, pairing) = match &self.right {
-            Some(sel) => (rows(sel, "right")?, Pairing::Bipartite),
+            Some(sel) => {
+                let pairing = match &self.nearest {
+                    Some(key) => Pairing::Nearest { key: key.clone() },
+                    None => Pairing::Bipartite,
+                };
+                (rows(sel, "right")?, pairing)
+            }
+            None if self.nearest.is_some() => {
+                return Err(QueryError::Plan(
+                    "nearest pairing needs two sides: use Comparison::bipartite(store, left, right)".into(),
+                ))
+            }
             None => (left.clone(), Pairing::AllPairs),
         };
         let pairs = pair_indexes(&left, &right, &pairing, &self.on);

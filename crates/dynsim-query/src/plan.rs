@@ -17,6 +17,15 @@ pub enum Pairing {
     /// Every left recording against every right recording (`n x m` ordered pairs; a
     /// recording selected on both sides is compared with itself too).
     Bipartite,
+    /// Each left recording against the one right recording (of those matching `on`) whose
+    /// numeric key `key` is nearest to its own: `|r - l|` smallest, ties to the smaller `r`,
+    /// then to the first right row. A left recording without a numeric `key` (or without a
+    /// right match) gets no pair. E.g. `key = "progress"`: every checkpoint of a network
+    /// against the reference network's checkpoint at the nearest point of training.
+    Nearest {
+        /// The numeric key to align on.
+        key: String,
+    },
 }
 
 /// A pair of recordings: indexes into the plan's `left` and `right` rows.
@@ -36,6 +45,11 @@ fn join_value(row: &CatalogRow, key: &str) -> Option<String> {
         KeyValue::Float(f) => format!("n:{f}"),
         KeyValue::Str(s) => format!("s:{s}"),
     })
+}
+
+/// The value of `key` in `row` as a finite number, if it is one.
+fn numeric(row: &CatalogRow, key: &str) -> Option<f64> {
+    row.keys.get(key).and_then(KeyValue::as_f64).filter(|v| v.is_finite())
 }
 
 /// The pairs of a plan. `left` and `right` rows are taken as given (sorted by id by the
@@ -59,6 +73,24 @@ pub fn pair_indexes(left: &[CatalogRow], right: &[CatalogRow], pairing: &Pairing
                     for &j in &members[a + 1..] {
                         out.push(PairIndex { left: i, right: j });
                     }
+                }
+            }
+        }
+        Pairing::Nearest { key } => {
+            let mut by_sig: BTreeMap<Vec<String>, Vec<(f64, usize)>> = BTreeMap::new();
+            for (j, r) in right.iter().enumerate() {
+                if let (Some(s), Some(v)) = (signature(r), numeric(r, key)) {
+                    by_sig.entry(s).or_default().push((v, j));
+                }
+            }
+            for (i, r) in left.iter().enumerate() {
+                let (Some(s), Some(x)) = (signature(r), numeric(r, key)) else { continue };
+                let Some(cands) = by_sig.get(&s) else { continue };
+                let best = cands.iter().min_by(|(a, ja), (b, jb)| {
+                    (a - x).abs().total_cmp(&(b - x).abs()).then(a.total_cmp(b)).then(ja.cmp(jb))
+                });
+                if let Some(&(_, j)) = best {
+                    out.push(PairIndex { left: i, right: j });
                 }
             }
         }

@@ -81,6 +81,47 @@ proptest! {
         prop_assert_eq!(unique.len(), got.len());
     }
 
+    /// Each left row with a progress value pairs with the matching right row nearest in
+    /// progress (ties to the smaller value, then the first row), against a brute force.
+    #[test]
+    fn nearest_pairs_align_each_left_row_with_the_closest_right_row(
+        left in rows(), right in rows(), on in on_keys(),
+        lp in prop::collection::vec(prop::option::weighted(0.9, 0u8..=10), 14),
+        rp in prop::collection::vec(prop::option::weighted(0.9, 0u8..=10), 14),
+    ) {
+        let with_progress = |rows: &[CatalogRow], p: &[Option<u8>]| -> Vec<CatalogRow> {
+            rows.iter().zip(p).map(|(r, p)| {
+                let mut r = r.clone();
+                if let Some(p) = p {
+                    r.keys.insert("progress".into(), KeyValue::Float(f64::from(*p) / 10.0));
+                }
+                r
+            }).collect()
+        };
+        let (left, right) = (with_progress(&left, &lp), with_progress(&right, &rp));
+        let got = pair_indexes(&left, &right, &Pairing::Nearest { key: "progress".into() }, &on);
+        let p = |r: &CatalogRow| r.keys.get("progress").and_then(KeyValue::as_f64);
+        let mut want = Vec::new();
+        for (i, l) in left.iter().enumerate() {
+            let Some(x) = p(l) else { continue };
+            let mut best: Option<(f64, f64, usize)> = None;
+            for (j, r) in right.iter().enumerate() {
+                let Some(y) = p(r) else { continue };
+                if !matches(l, r, &on) {
+                    continue;
+                }
+                let d = (y - x).abs();
+                if best.is_none_or(|(bd, by, _)| d < bd || (d == bd && y < by)) {
+                    best = Some((d, y, j));
+                }
+            }
+            if let Some((_, _, j)) = best {
+                want.push(PairIndex { left: i, right: j });
+            }
+        }
+        prop_assert_eq!(&got, &want);
+    }
+
     #[test]
     fn exactly_one_shard_owns_each_task(n in 1usize..12, keys in prop::collection::vec(("[0-9a-f]{8}", "[0-9a-f]{8}", "[0-9a-f]{4}"), 1..50)) {
         for (l, r, p) in &keys {
