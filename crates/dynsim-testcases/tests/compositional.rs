@@ -239,3 +239,69 @@ fn recording_every_checkpoint_in_both_analyses() {
         }
     }
 }
+
+/// The three comparisons on a tiny study of three groups: how many pairs each has, master
+/// against itself at 0, the over-learning pairs aligned by progress, nothing recomputed on a
+/// second run.
+#[test]
+fn comparisons_to_master_between_groups_and_over_learning() {
+    use dynsim_query::polars::prelude::*;
+    use dynsim_testcases::compositional::{comparison, study_metrics, Kind};
+    let all = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
+    let pick = [Group::Master, Group::Untrained, Group::PretrainBasicFrozen];
+    let runs: Vec<&Run> = all.iter().filter(|r| pick.contains(&r.group)).collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
+    train_runs(&runs, store.root(), 2, &AtomicBool::new(false), &|_| {}).expect("train");
+    record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
+    let configs = vec![runs[0].configuration.name()];
+    let metrics = study_metrics().expect("metrics");
+    let run = |kind| {
+        comparison(&store, kind, &configs, Analysis::Intended, 8, &metrics)
+            .expect("comparison")
+            .collect_with(Default::default())
+            .expect("collect")
+    };
+    let strs = |df: &DataFrame, c: &str| -> Vec<String> {
+        let col = df.column(c).expect(c).cast(&DataType::String).expect("cast");
+        col.str().expect("str").iter().map(|v| v.unwrap_or_default().to_string()).collect()
+    };
+    let floats = |df: &DataFrame, c: &str| -> Vec<f64> {
+        df.column(c).expect(c).cast(&DataType::Float64).expect("cast").f64().expect("f64").into_no_null_iter().collect()
+    };
+    let to_master = run(Kind::ToMaster);
+    assert_eq!((to_master.total, to_master.computed), (9, 9), "3 groups x 3 metrics");
+    let (lg, rg, v) = (
+        strs(&to_master.frame, "left_group"),
+        strs(&to_master.frame, "right_group"),
+        floats(&to_master.frame, "value"),
+    );
+    for i in 0..v.len() {
+        assert_eq!(rg[i], "master");
+        if lg[i] == "master" {
+            assert!(v[i].abs() < 1e-6, "master against itself: {}", v[i]);
+        } else {
+            assert!(v[i] > 1e-3, "{} against master: {}", lg[i], v[i]);
+        }
+    }
+    assert_eq!(run(Kind::Matrix).total, 9, "3 pairs of groups x 3 metrics");
+    let over = run(Kind::OverLearning);
+    assert_eq!(over.total, 27, "(4 + 4 + 1 checkpoints) x 3 metrics");
+    let f = &over.frame;
+    let (lp, rp, rc) = (floats(f, "left_progress"), floats(f, "right_progress"), floats(f, "right_checkpoint"));
+    let master_progress = [0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0];
+    for i in 0..lp.len() {
+        let nearest = master_progress.iter().copied().fold(f64::NAN, |b, p| {
+            if b.is_nan() || (p - lp[i]).abs() < (b - lp[i]).abs() {
+                p
+            } else {
+                b
+            }
+        });
+        assert_eq!(rp[i], nearest, "row {i}");
+        assert_eq!(rc[i], (rp[i] * 3.0).round(), "row {i}");
+    }
+    for kind in [Kind::ToMaster, Kind::Matrix, Kind::OverLearning] {
+        assert_eq!(run(kind).computed, 0, "{kind:?} again");
+    }
+}

@@ -7,13 +7,17 @@
 //! - [`training`]: training every run of a plan (or of one shard) into `<store>/runs/<id>/`,
 //!   in parallel, skipping finished runs and resuming killed ones;
 //! - [`recording`]: every training checkpoint's states on AntiPDMDelay's test trials, into
-//!   the store, in the study's intended reading or as its code computed them.
+//!   the store, in the study's intended reading or as its code computed them;
+//! - [`comparisons`]: the study's comparisons (to master, group x group, over learning) as
+//!   cached `dynsim-query` comparisons.
 
+pub mod comparisons;
 pub mod groups;
 pub mod plan;
 pub mod recording;
 pub mod training;
 
+pub use comparisons::{comparison, study_metrics, Kind};
 pub use groups::{Group, Pool};
 pub use plan::{plan, ArchChoice, Configuration, Init, Preset, Run, Schedule, Shard};
 pub use recording::{record_runs, Analysis, RecordReport};
@@ -37,6 +41,9 @@ pub enum CompositionalError {
         /// What failed.
         source: Box<dynsim_nets::NetError>,
     },
+    /// A comparison could not be planned or run.
+    #[error(transparent)]
+    Query(Box<dynsim_query::QueryError>),
     /// The store failed (reading the catalogue, ingesting recordings).
     #[error(transparent)]
     Store(Box<dynsim_store::StoreError>),

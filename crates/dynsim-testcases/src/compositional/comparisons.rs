@@ -1,0 +1,90 @@
+//! The study's comparisons, as lazy, cached `dynsim-query` comparisons over the recordings of
+//! [`super::recording`]:
+//!
+//! - [`Kind::ToMaster`]: every group's final network against master's final network of the
+//!   same configuration and seed (bipartite, matched on `config`, `seed`, `trials`,
+//!   `analysis`; master against itself is one of the pairs, at distance 0 when the
+//!   initialisations are shared or independent alike, since it is one recording);
+//! - [`Kind::Matrix`]: every pair of final networks of one configuration and seed (the group
+//!   x group matrix);
+//! - [`Kind::OverLearning`]: every checkpoint of every group against master's checkpoint at
+//!   the nearest relative progress of training (`progress` = epoch / last epoch of the
+//!   training phase; nearest `|p_master - p|`, ties to the earlier checkpoint), giving
+//!   dissimilarity-to-master curves over progress.
+//!
+//! Metrics ([`study_metrics`]): DSA with the study's settings (33 delays at interval 6, rank
+//! 50, angular, radians), Procrustes and CKA, both as angles in radians.
+
+use dynsim_query::{Comparison, MetricSpec, QueryError, Selection};
+use dynsim_store::Store;
+
+use super::recording::Analysis;
+use super::CompositionalError;
+
+/// Which comparison of the study (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Final networks against master's final network.
+    ToMaster,
+    /// Final networks, every pair within a configuration and seed.
+    Matrix,
+    /// Every checkpoint against master's at the nearest progress.
+    OverLearning,
+}
+
+/// The study's metric specs: `dsa:n_delays=33,delay_interval=6,rank=50`, `procrustes`, `cka`.
+pub fn study_metrics() -> Result<Vec<MetricSpec>, CompositionalError> {
+    ["dsa:n_delays=33,delay_interval=6,rank=50", "procrustes", "cka"]
+        .into_iter()
+        .map(|s| MetricSpec::parse(s).map_err(query_err))
+        .collect()
+}
+
+fn query_err(e: QueryError) -> CompositionalError {
+    CompositionalError::Query(Box::new(e))
+}
+
+/// SQL text of a string literal (quotes doubled).
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The comparison `kind` over the compositional recordings in `store` of the configurations
+/// named in `configs`, for one analysis and number of trials, with `metrics`.
+pub fn comparison<'s>(
+    store: &'s Store,
+    kind: Kind,
+    configs: &[String],
+    analysis: Analysis,
+    trials: usize,
+    metrics: &[MetricSpec],
+) -> Result<Comparison<'s>, CompositionalError> {
+    if configs.is_empty() {
+        return Err(CompositionalError::Config("no configuration to compare".into()));
+    }
+    let base = format!(
+        "task = 'anti_pdm_delay' AND analysis = {} AND trials = {trials} AND config IN ({})",
+        quoted(analysis.name()),
+        configs.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ")
+    );
+    let select = |extra: &str| -> Result<Selection, CompositionalError> {
+        Selection::all(store).and_then(|s| s.filter_sql(&format!("{base}{extra}"))).map_err(query_err)
+    };
+    let on = ["config", "seed", "trials", "analysis"];
+    let mut c = match kind {
+        Kind::ToMaster => Comparison::bipartite(
+            store,
+            select(" AND progress = 1")?,
+            select(" AND progress = 1 AND \"group\" = 'master'")?,
+        )
+        .on(on),
+        Kind::Matrix => Comparison::all_pairs(store, select(" AND progress = 1")?).on(on),
+        Kind::OverLearning => {
+            Comparison::bipartite(store, select("")?, select(" AND \"group\" = 'master'")?).on(on).nearest("progress")
+        }
+    };
+    for m in metrics {
+        c = c.metric(m.clone());
+    }
+    Ok(c)
+}
