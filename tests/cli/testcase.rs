@@ -108,3 +108,89 @@ fn ctrl_c_keeps_the_finished_pairs_and_the_next_run_computes_the_rest() {
     assert_eq!(cached, kept, "every kept pair is reused");
     assert_eq!(cached + computed, 108 + 756 + 1770 * 3);
 }
+
+/// Files of every run's checkpoints under a store: run id/file -> bytes.
+fn run_files(store: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(runs) = std::fs::read_dir(store.join("runs")) else { return out };
+    for run in runs.flatten() {
+        for f in std::fs::read_dir(run.path().join("checkpoints")).expect("checkpoints").flatten() {
+            let name = format!("{}/{}", run.file_name().to_string_lossy(), f.file_name().to_string_lossy());
+            out.insert(name, std::fs::read(f.path()).expect("read"));
+        }
+    }
+    out
+}
+
+/// `dynsim testcase compositional` on the tiny RNN preset: one uninterrupted run; the same
+/// study in two shards and then unsharded (the shards partition the runs, the result is the
+/// same, bit for bit); and a run killed with SIGKILL once some networks had trained, then
+/// resumed (the same checkpoints as the uninterrupted run). A second run trains, records and
+/// computes nothing.
+#[test]
+fn compositional_tiny_end_to_end_sharded_and_after_sigkill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let args = |store: &str| -> Vec<String> {
+        ["testcase", "compositional", "--preset", "tiny", "--arch", "rnn", "--trials", "8", "--store", store, "--json"]
+            .map(String::from)
+            .to_vec()
+    };
+    let run = |extra: &[&str], store: &str| -> Value {
+        let mut a = args(store);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        serde_json::from_str(ok(&a, tmp.path()).trim()).expect("json")
+    };
+    let whole = tmp.path().join("whole");
+    let w = whole.display().to_string();
+    let v = run(&[], &w);
+    assert_eq!((v["runs"].as_u64(), v["trained"].as_u64(), v["skipped"].as_u64()), (Some(11), Some(11), Some(0)));
+    let rows = v["to_master"].as_array().expect("rows");
+    assert_eq!(rows.len(), 10 * 3, "10 groups other than master x 3 metrics");
+    assert!(rows.iter().all(|r| r["mean_rad"].as_f64().is_some_and(|x| x.is_finite() && x >= 0.0)), "{v}");
+    let again = run(&[], &w);
+    assert_eq!(
+        (again["trained"].as_u64(), again["recorded"].as_u64(), again["computed"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(again["to_master"], v["to_master"]);
+
+    // Two shards, then the comparisons: the same runs, the same numbers.
+    let sharded = tmp.path().join("sharded");
+    let s = sharded.display().to_string();
+    let a = run(&["--shard", "0/2"], &s);
+    let b = run(&["--shard", "1/2"], &s);
+    let (na, nb) = (a["trained"].as_u64().expect("a"), b["trained"].as_u64().expect("b"));
+    assert_eq!((na + nb, a["skipped"].as_u64(), b["skipped"].as_u64()), (11, Some(0), Some(0)), "{a} {b}");
+    let c = run(&[], &s);
+    assert_eq!((c["trained"].as_u64(), c["recorded"].as_u64()), (Some(0), Some(0)), "{c}");
+    assert_eq!(c["to_master"], v["to_master"]);
+    assert_eq!(run_files(&sharded), run_files(&whole));
+
+    // SIGKILL once a few runs have checkpoints, then the same command again.
+    let killed = tmp.path().join("killed");
+    let k = killed.display().to_string();
+    let a = args(&k);
+    let mut child = super::store::bin()
+        .args(&a)
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let t0 = std::time::Instant::now();
+    while run_files(&killed).len() < 6 && t0.elapsed().as_secs() < 600 {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed_early = child.try_wait().expect("wait").is_none();
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(killed_early, "the run finished before it could be killed");
+    let r = run(&[], &k);
+    assert!(r["trained"].as_u64().expect("trained") >= 1, "{r}");
+    assert_eq!(r["to_master"], v["to_master"]);
+    assert_eq!(run_files(&killed), run_files(&whole));
+}

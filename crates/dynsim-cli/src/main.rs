@@ -8,6 +8,7 @@ mod bench;
 mod bench_compare;
 mod bench_ingest;
 mod bench_train;
+mod compositional;
 mod metric;
 mod netcmd;
 mod output;

@@ -35,6 +35,9 @@ enum Which {
     /// Lorenz attractor regimes (Test A): does a metric put systems of one regime closer
     /// together than systems of different regimes?
     Lorenz(LorenzArgs),
+    /// Compositional learning (the study's main result): networks that learned AntiPDMDelay
+    /// through different curricula, compared with one trained on it directly.
+    Compositional(crate::compositional::CompositionalArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -90,7 +93,10 @@ fn step<T>(
 
 /// Run `dynsim testcase`.
 pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
-    let Which::Lorenz(a) = args.which;
+    let a = match args.which {
+        Which::Lorenz(a) => a,
+        Which::Compositional(a) => return crate::compositional::run(a),
+    };
     let preset = match a.preset {
         PresetArg::Small => Preset::SMALL,
         PresetArg::Paper => Preset::PAPER,

@@ -254,10 +254,9 @@ fn comparisons_to_master_between_groups_and_over_learning() {
     let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
     train_runs(&runs, store.root(), 2, &AtomicBool::new(false), &|_| {}).expect("train");
     record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
-    let configs = vec![runs[0].configuration.name()];
     let metrics = study_metrics().expect("metrics");
     let run = |kind| {
-        comparison(&store, kind, &configs, Analysis::Intended, 8, &metrics)
+        comparison(&store, kind, &runs, Analysis::Intended, 8, &metrics)
             .expect("comparison")
             .collect_with(Default::default())
             .expect("collect")

@@ -18,6 +18,7 @@
 use dynsim_query::{Comparison, MetricSpec, QueryError, Selection};
 use dynsim_store::Store;
 
+use super::plan::Run;
 use super::recording::Analysis;
 use super::CompositionalError;
 
@@ -49,23 +50,24 @@ fn quoted(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The comparison `kind` over the compositional recordings in `store` of the configurations
-/// named in `configs`, for one analysis and number of trials, with `metrics`.
+/// The comparison `kind` over the recordings in `store` of `runs` (a plan: other runs' recordings
+/// in the store, e.g. of another initialisation or more seeds, are left out), for one
+/// analysis and number of trials, with `metrics`.
 pub fn comparison<'s>(
     store: &'s Store,
     kind: Kind,
-    configs: &[String],
+    runs: &[&Run],
     analysis: Analysis,
     trials: usize,
     metrics: &[MetricSpec],
 ) -> Result<Comparison<'s>, CompositionalError> {
-    if configs.is_empty() {
-        return Err(CompositionalError::Config("no configuration to compare".into()));
+    if runs.is_empty() {
+        return Err(CompositionalError::Config("no run to compare".into()));
     }
     let base = format!(
-        "task = 'anti_pdm_delay' AND analysis = {} AND trials = {trials} AND config IN ({})",
+        "task = 'anti_pdm_delay' AND analysis = {} AND trials = {trials} AND run IN ({})",
         quoted(analysis.name()),
-        configs.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ")
+        runs.iter().map(|r| quoted(&r.id())).collect::<Vec<_>>().join(", ")
     );
     let select = |extra: &str| -> Result<Selection, CompositionalError> {
         Selection::all(store).and_then(|s| s.filter_sql(&format!("{base}{extra}"))).map_err(query_err)
