@@ -1,5 +1,5 @@
 //! The statistics the seed study reports, as plain functions on samples: group mean and
-//! standard error, Welch's two-sample t-test, Benjamini-Hochberg false-discovery-rate
+//! standard error, Welch's and Student's two-sample t-tests, Benjamini-Hochberg false-discovery-rate
 //! correction, and least-squares regression of a dissimilarity against training progress.
 //! Each follows the scipy function named in its docs (checked against scipy values in
 //! the tests).
@@ -38,7 +38,7 @@ pub fn mean_sem(x: &[f64]) -> Result<(f64, f64), QueryError> {
 pub struct TTest {
     /// The t statistic (positive when the first sample's mean is larger).
     pub t: f64,
-    /// Degrees of freedom (Welch-Satterthwaite).
+    /// Degrees of freedom (Welch-Satterthwaite for Welch's test, `na + nb - 2` for Student's).
     pub df: f64,
     /// Two-sided p-value.
     pub p: f64,
@@ -59,6 +59,24 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> Result<TTest, QueryError> {
     }
     let t = (mean(a) - mean(b)) / se2.sqrt();
     let df = se2 * se2 / (sa * sa / (na - 1.0) + sb * sb / (nb - 1.0));
+    Ok(TTest { t, df, p: two_sided_p(t, df)? })
+}
+
+/// Student's pooled-variance t-test, two-sided, as `scipy.stats.ttest_ind(a, b)` (the seed
+/// study's test): `s_p^2 = ((na-1) va + (nb-1) vb) / (na+nb-2)`, `t = (mean a - mean b) /
+/// sqrt(s_p^2 (1/na + 1/nb))`, `df = na + nb - 2`, `p = 2 P(T_df > |t|)`. Each sample needs
+/// two values, and at least one must vary. Prefer [`welch_t_test`] when the variances or the
+/// sample sizes differ much; both are offered to compare with the study.
+pub fn student_t_test(a: &[f64], b: &[f64]) -> Result<TTest, QueryError> {
+    check(a, "Student's t-test, first sample", 2)?;
+    check(b, "Student's t-test, second sample", 2)?;
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let df = na + nb - 2.0;
+    let pooled = ((na - 1.0) * var(a) + (nb - 1.0) * var(b)) / df;
+    if pooled <= 0.0 {
+        return Err(QueryError::Stats("Student's t-test: both samples are constant, the test is undefined".into()));
+    }
+    let t = (mean(a) - mean(b)) / (pooled * (1.0 / na + 1.0 / nb)).sqrt();
     Ok(TTest { t, df, p: two_sided_p(t, df)? })
 }
 
@@ -253,6 +271,21 @@ mod tests {
         assert!(close(t.p, 0.07519774959850842, 1e-9), "{t:?}");
         let swapped = welch_t_test(&B, &A).expect("welch");
         assert_eq!((swapped.t, swapped.p), (-welch_t_test(&A, &B).expect("w").t, welch_t_test(&A, &B).expect("w").p));
+    }
+
+    // scipy 1.17.1: scipy.stats.ttest_ind(a, b) (equal_var=True) -> (statistic, pvalue, df).
+    #[test]
+    fn student_matches_scipy() {
+        let t = student_t_test(&A, &B).expect("student");
+        assert!(close(t.t, 5.006848780774821, 1e-12) && t.df == 11.0, "{t:?}");
+        assert!(close(t.p, 0.0003982070523146327, 1e-9), "{t:?}");
+        let t = student_t_test(&[1.0, 2.0, 3.0, 4.0], &[2.5, 3.5, 4.5, 5.5, 6.5]).expect("student");
+        assert!(close(t.t, -2.0367003088692623, 1e-12) && t.df == 7.0, "{t:?}");
+        assert!(close(t.p, 0.08110686974738579, 1e-9), "{t:?}");
+        // Equal sizes: the same t as Welch's (the dfs differ unless the variances are equal).
+        let (x, y) = ([1.0, 2.5, 3.0, 4.5], [2.0, 2.2, 5.0, 6.1]);
+        assert!(close(student_t_test(&x, &y).expect("s").t, welch_t_test(&x, &y).expect("w").t, 1e-12));
+        assert!(student_t_test(&[1.0, 1.0], &[2.0, 2.0]).is_err() && student_t_test(&[1.0], &B).is_err());
     }
 
     #[test]
