@@ -247,7 +247,7 @@ fn bad_input_is_refused_and_writes_nothing() {
         (vec!["train", "--arch", "leaky_rnn", "--lr", "-0.1", "--out", "r"], "learning rate"),
         (vec!["train", "--arch", "leaky_rnn", "--train-rules", "pdm,xyz", "--out", "r"], "unknown task `xyz`"),
         (vec!["train", "--out", "r"], "--arch is required"),
-        (vec!["train", "--arch", "leaky_rnn", "--frozen", "--out", "r"], "pretraining"),
+        (vec!["train", "--arch", "leaky_rnn", "--batch", "0", "--out", "r"], "batch size must be at least 1"),
     ];
     for (args, needle) in cases {
         let out = run(&args, cwd);

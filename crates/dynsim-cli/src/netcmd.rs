@@ -243,11 +243,12 @@ pub struct RecordArgs {
     keys: Vec<String>,
 }
 
-/// The curriculum label used as the `group` key: `none`, or the pretraining rules joined by
-/// `+`, with `+frozen` when only the input weights trained afterwards.
+/// The curriculum label used as the `group` key: `none` (or `frozen`, when only the input
+/// weights of the random network trained), or the pretraining rules joined by `+`, with
+/// `+frozen` when only the input weights trained afterwards.
 pub fn curriculum_group(run: &RunConfig) -> String {
     if run.pretrain_rules.is_empty() {
-        return "none".into();
+        return if run.frozen { "frozen" } else { "none" }.into();
     }
     let mut g = run.pretrain_rules.iter().map(|r| r.name()).collect::<Vec<_>>().join("+");
     if run.frozen {
