@@ -87,7 +87,8 @@ pub struct TrainArgs {
     /// Training rules, comma-separated (default anti_pdm_delay).
     #[arg(long, value_delimiter = ',')]
     train_rules: Option<Vec<String>>,
-    /// After pretraining, train only the input weights.
+    /// Train only the input weights in the training phase (after pretraining, if any;
+    /// without pretraining the other weights keep their random initialisation).
     #[arg(long)]
     frozen: bool,
     /// Seed of the weights and the training samples (default 0).
