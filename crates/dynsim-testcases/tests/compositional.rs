@@ -201,6 +201,17 @@ fn recording_every_checkpoint_in_both_analyses() {
     let never = AtomicBool::new(false);
     let not_yet = record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect_err("untrained");
     assert!(not_yet.to_string().contains("train the run first"), "{not_yet}");
+    // A stopped run is not recorded either (its progress values would be wrong).
+    let stop = AtomicBool::new(false);
+    let stopped = train_runs(&runs[..1], store.root(), 1, &stop, &|e| {
+        if matches!(e, TrainEvent::Batch(..)) {
+            stop.store(true, Ordering::SeqCst);
+        }
+    })
+    .expect("stopped");
+    assert!(stopped.stopped);
+    let partial = record_runs(&runs[..1], &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect_err("stopped run");
+    assert!(partial.to_string().contains("not finished"), "{partial}");
     train_runs(&runs, store.root(), 2, &never, &|_| {}).expect("train");
     let rep = record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
     assert_eq!((rep.added, rep.present), (5, 0), "master's train-000..003 and untrained's start");

@@ -84,6 +84,13 @@ fn train_checkpoints(run: &Run, store_root: &std::path::Path) -> Result<Vec<Path
     if mine.is_empty() {
         return Err(fail(dynsim_nets::NetError::Config("no training checkpoints: train the run first".into())));
     }
+    // A stopped run's checkpoints would get progress values of a shorter training.
+    if !super::training::is_finished(&dir).map_err(fail)? {
+        return Err(fail(dynsim_nets::NetError::Config(
+            "the run is not finished (its last checkpoint does not close the training phase): train the run first"
+                .into(),
+        )));
+    }
     Ok(mine)
 }
 
