@@ -16,12 +16,11 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Args;
 use dynsim_query::polars::prelude::*;
-use dynsim_query::summary::mean_sem_by;
 use dynsim_query::CollectOptions;
 use dynsim_store::Store;
 use dynsim_testcases::compositional::{
-    comparison, plan, record_runs, study_metrics, train_runs, Analysis, ArchChoice, Group, Init, Kind, Preset, Run,
-    Shard, TrainEvent,
+    comparison, plan, record_runs, study_metrics, summarize, train_runs, Analysis, ArchChoice, Group, Init, Kind,
+    Preset, Run, Shard, TrainEvent,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -179,12 +178,11 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
     let seconds = t0.elapsed().as_secs_f64();
 
     // 4. Summary: dissimilarity to master per metric and group (master itself left out).
-    let to_master = &outcomes[0].1.frame;
-    let others = to_master.clone().lazy().filter(col("left_group").neq(lit("master"))).collect()?;
-    let summary = mean_sem_by(&others, &["left_model", "metric", "left_group"], "value")?;
+    let stats = summarize(&outcomes[0].1.frame, &outcomes[2].1.frame)?;
+    let summary = &stats.by_group;
     let computed: usize = outcomes.iter().map(|(_, o)| o.computed).sum();
     let cached: usize = outcomes.iter().map(|(_, o)| o.cached).sum();
-    let rows = summary_rows(&summary)?;
+    let rows = summary_rows(summary)?;
     if a.json {
         return println(
             &json!({
@@ -194,6 +192,11 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
                 "computed": computed, "cached": cached,
                 "seconds": {"train": seconds_train, "record": seconds_record, "total": seconds},
                 "to_master": rows.iter().map(|r| json!({"model": r.model, "metric": r.metric, "group": r.group, "n": r.n, "mean_rad": r.mean, "sem_rad": r.sem})).collect::<Vec<_>>(),
+                "by_pool": frame_json(&stats.by_pool)?,
+                "student": frame_json(&stats.student)?,
+                "welch": frame_json(&stats.welch)?,
+                "over_learning_on_share": frame_json(&stats.on_share)?,
+                "over_learning_on_progress": frame_json(&stats.on_progress)?,
             })
             .to_string(),
         );
@@ -220,7 +223,35 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
             r.model, r.metric, r.group, r.n, r.mean
         ))?;
     }
+    println("\nbetween pools (the six one- and two-task groups pooled as partial): Student's t-test (the study's) and Welch's, Benjamini-Hochberg q over all tests")?;
+    println(&format!("{}", stats.student))?;
+    println(&format!("{}", stats.welch))?;
+    println("\nover learning: dissimilarity to master regressed on the share of pretrained tasks, and on progress")?;
+    println(&format!("{}", stats.on_share))?;
+    println(&format!("{}", stats.on_progress))?;
     Ok(())
+}
+
+/// A frame as a JSON array of row objects (numbers, text, booleans; null for missing and
+/// non-finite values).
+fn frame_json(df: &DataFrame) -> Result<serde_json::Value> {
+    let mut rows = vec![serde_json::Map::new(); df.height()];
+    for c in df.columns() {
+        for (i, row) in rows.iter_mut().enumerate() {
+            let v = match c.get(i)? {
+                AnyValue::Null => serde_json::Value::Null,
+                AnyValue::Boolean(b) => json!(b),
+                AnyValue::String(t) => json!(t),
+                AnyValue::StringOwned(t) => json!(t.as_str()),
+                other => match other.extract::<f64>() {
+                    Some(x) if x.is_finite() => json!(x),
+                    _ => serde_json::Value::Null,
+                },
+            };
+            row.insert(c.name().to_string(), v);
+        }
+    }
+    Ok(serde_json::Value::Array(rows.into_iter().map(serde_json::Value::Object).collect()))
 }
 
 /// One row of the summary: dissimilarity to master of a group, per architecture and metric.

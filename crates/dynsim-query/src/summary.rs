@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 
 use crate::error::QueryError;
-use crate::stats::{benjamini_hochberg, linear_regression, welch_t_test};
+use crate::stats::{benjamini_hochberg, linear_regression, student_t_test, welch_t_test};
 
 /// Row indexes per group of `by`, in order of first appearance.
 fn groups(df: &DataFrame, by: &[&str]) -> Result<Vec<Vec<usize>>, QueryError> {
@@ -98,6 +98,22 @@ pub fn mean_sem_by(df: &DataFrame, by: &[&str], value: &str) -> Result<DataFrame
 /// `n_a`, `n_b`, `mean_a`, `mean_b`, `t`, `df`, `p`, `q`. A test with fewer than two values on
 /// a side, or with both sides constant, is left out (it is undefined).
 pub fn welch_by(df: &DataFrame, by: &[&str], factor: &str, value: &str) -> Result<DataFrame, QueryError> {
+    t_tests_by(df, by, factor, value, welch_t_test)
+}
+
+/// As [`welch_by`], with Student's pooled-variance t-test ([`student_t_test`], the seed
+/// study's `scipy.stats.ttest_ind`); `df` is then `n_a + n_b - 2`.
+pub fn student_by(df: &DataFrame, by: &[&str], factor: &str, value: &str) -> Result<DataFrame, QueryError> {
+    t_tests_by(df, by, factor, value, student_t_test)
+}
+
+fn t_tests_by(
+    df: &DataFrame,
+    by: &[&str],
+    factor: &str,
+    value: &str,
+    test: fn(&[f64], &[f64]) -> Result<crate::stats::TTest, QueryError>,
+) -> Result<DataFrame, QueryError> {
     let gs = groups(df, by)?;
     let f = df.column(factor).map_err(|_| unknown(df, factor))?.cast(&DataType::String)?;
     let f = f.str()?;
@@ -128,7 +144,7 @@ pub fn welch_by(df: &DataFrame, by: &[&str], factor: &str, value: &str) -> Resul
         for i in 0..levels.len() {
             for j in i + 1..levels.len() {
                 let (a, b) = (&levels[i], &levels[j]);
-                let Ok(t) = welch_t_test(&a.1, &b.1) else { continue };
+                let Ok(t) = test(&a.1, &b.1) else { continue };
                 let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
                 tests.push(Test {
                     group: gi,

@@ -315,3 +315,78 @@ fn comparisons_to_master_between_groups_and_over_learning() {
         assert_eq!(run(kind).computed, 0, "{kind:?} again");
     }
 }
+
+/// The statistics against direct computations on the comparison frames: pooled means, the
+/// Student and Welch tests between pools, the over-learning regression on the pretrained
+/// share.
+#[test]
+fn statistics_follow_their_definitions() {
+    use dynsim_query::polars::prelude::*;
+    use dynsim_query::stats::{linear_regression, student_t_test, welch_t_test};
+    use dynsim_query::MetricSpec;
+    use dynsim_testcases::compositional::{comparison, summarize, Kind};
+    let all = plan(Preset::Tiny, ArchChoice::Rnn, 2, Init::Shared).expect("plan");
+    let pick = [Group::Master, Group::Untrained, Group::PretrainBasicFrozen, Group::PretrainAntiFrozen];
+    let runs: Vec<&Run> = all.iter().filter(|r| pick.contains(&r.group)).collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
+    train_runs(&runs, store.root(), 2, &AtomicBool::new(false), &|_| {}).expect("train");
+    record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
+    let metrics = vec![MetricSpec::parse("procrustes").expect("spec"), MetricSpec::parse("cka").expect("spec")];
+    let frame = |kind| {
+        comparison(&store, kind, &runs, Analysis::Intended, 8, &metrics)
+            .expect("comparison")
+            .collect_with(Default::default())
+            .expect("collect")
+            .frame
+    };
+    let (to_master, over) = (frame(Kind::ToMaster), frame(Kind::OverLearning));
+    let s = summarize(&to_master, &over).expect("summary");
+    // The values of one metric, for rows whose left_group is in `groups`.
+    let values = |df: &DataFrame, metric: &str, groups: &[&str]| -> Vec<(f64, f64, String)> {
+        let col = |c: &str| df.column(c).expect(c).clone();
+        let (m, g, v) = (col("metric"), col("left_group"), col("value"));
+        let p = df.column("left_progress").expect("progress").cast(&DataType::Float64).expect("f64");
+        let (m, g, v, p) = (m.str().expect("s"), g.str().expect("s"), v.f64().expect("f"), p.f64().expect("f"));
+        (0..df.height())
+            .filter(|&i| m.get(i) == Some(metric) && groups.contains(&g.get(i).unwrap_or_default()))
+            .map(|i| (v.get(i).expect("v"), p.get(i).expect("p"), g.get(i).expect("g").to_string()))
+            .collect()
+    };
+    let cell = |df: &DataFrame, filter: &[(&str, &str)], c: &str| -> f64 {
+        let mut mask = BooleanChunked::full("m".into(), true, df.height());
+        for (k, v) in filter {
+            mask = &mask & &df.column(k).expect(k).str().expect("s").equal(*v);
+        }
+        let rows = df.filter(&mask).expect("filter");
+        assert_eq!(rows.height(), 1, "{filter:?}: {rows}");
+        rows.column(c).expect(c).cast(&DataType::Float64).expect("f64").f64().expect("f").get(0).expect("value")
+    };
+    for metric in ["procrustes", "cka"] {
+        let partial: Vec<f64> = values(&to_master, metric, &["pretrain_basic_frozen", "pretrain_anti_frozen"])
+            .iter()
+            .map(|x| x.0)
+            .collect();
+        let untrained: Vec<f64> = values(&to_master, metric, &["untrained"]).iter().map(|x| x.0).collect();
+        assert_eq!((partial.len(), untrained.len()), (4, 2));
+        let mean = partial.iter().sum::<f64>() / 4.0;
+        assert!((cell(&s.by_pool, &[("metric", metric), ("pool", "partial")], "mean") - mean).abs() < 1e-12);
+        assert_eq!(cell(&s.by_pool, &[("metric", metric), ("pool", "partial")], "n"), 4.0);
+        let key = [("metric", metric), ("a", "partial"), ("b", "untrained")];
+        let st = student_t_test(&partial, &untrained).expect("student");
+        let we = welch_t_test(&partial, &untrained).expect("welch");
+        assert!((cell(&s.student, &key, "t") - st.t).abs() < 1e-9 && cell(&s.student, &key, "df") == st.df);
+        assert!((cell(&s.welch, &key, "t") - we.t).abs() < 1e-9 && (cell(&s.welch, &key, "df") - we.df).abs() < 1e-9);
+        assert!(cell(&s.student, &key, "q") >= cell(&s.student, &key, "p"));
+        // Over learning on the pretrained share: every non-master checkpoint.
+        let curve = values(&over, metric, &["untrained", "pretrain_basic_frozen", "pretrain_anti_frozen"]);
+        let share: Vec<f64> =
+            curve.iter().map(|(_, _, g)| Group::parse(g).expect("group").pretrained_share()).collect();
+        let y: Vec<f64> = curve.iter().map(|x| x.0).collect();
+        let fit = linear_regression(&share, &y).expect("fit");
+        assert!((cell(&s.on_share, &[("metric", metric)], "slope") - fit.slope).abs() < 1e-12);
+        let progress: Vec<f64> = curve.iter().map(|x| x.1).collect();
+        let fit = linear_regression(&progress, &y).expect("fit");
+        assert!((cell(&s.on_progress, &[("metric", metric)], "slope") - fit.slope).abs() < 1e-12);
+    }
+}

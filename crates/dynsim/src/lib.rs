@@ -36,7 +36,7 @@ pub mod prelude {
     pub use dynsim_metrics::prelude::*;
     pub use dynsim_query::io::{read_parquet, write_frame};
     pub use dynsim_query::polars::prelude::*;
-    pub use dynsim_query::summary::{mean_sem_by, regression_by, welch_by};
+    pub use dynsim_query::summary::{mean_sem_by, regression_by, student_by, welch_by};
     pub use dynsim_query::{sql, CollectOptions, Comparison, MetricSpec, Outcome, Selection, Shard};
     pub use dynsim_store::{IngestOptions, Layout, Store};
 }

@@ -9,18 +9,22 @@
 //! - [`recording`]: every training checkpoint's states on AntiPDMDelay's test trials, into
 //!   the store, in the study's intended reading or as its code computed them;
 //! - [`comparisons`]: the study's comparisons (to master, group x group, over learning) as
-//!   cached `dynsim-query` comparisons.
+//!   cached `dynsim-query` comparisons;
+//! - [`summary`]: the study's statistics on them (mean ± SEM, Student and Welch with
+//!   Benjamini-Hochberg, regressions over learning).
 
 pub mod comparisons;
 pub mod groups;
 pub mod plan;
 pub mod recording;
+pub mod summary;
 pub mod training;
 
 pub use comparisons::{comparison, study_metrics, Kind};
 pub use groups::{Group, Pool};
 pub use plan::{plan, ArchChoice, Configuration, Init, Preset, Run, Schedule, Shard};
 pub use recording::{record_runs, Analysis, RecordReport};
+pub use summary::{summarize, Summary};
 pub use training::{train_runs, TrainEvent, TrainReport};
 
 /// Errors of the compositional test case.
