@@ -19,8 +19,8 @@ use dynsim_query::polars::prelude::*;
 use dynsim_query::CollectOptions;
 use dynsim_store::Store;
 use dynsim_testcases::compositional::{
-    comparison, plan, record_runs, study_metrics, summarize, train_runs, Analysis, ArchChoice, Group, Init, Kind,
-    Preset, Run, Shard, TrainEvent,
+    comparison, plan, record_runs, select, study_metrics, summarize, train_runs, Analysis, ArchChoice, Group, Init,
+    Kind, Preset, Run, Shard, TrainEvent,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -79,11 +79,11 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
     }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let shard = match &a.shard {
-        Some(s) => Shard::parse(s)?,
+        Some(s) => s.parse::<Shard>()?,
         None => Shard::ALL,
     };
     let runs = plan(preset, arch, seeds, init)?;
-    let mine: Vec<&Run> = shard.select(&runs);
+    let mine: Vec<&Run> = select(&shard, &runs);
     let (store, created) = Store::open_or_init(&a.store.store)?;
     if created {
         eprintln!("created a new store in {}", a.store.store.display());

@@ -109,13 +109,7 @@ impl RunConfig {
     /// The run's identity: FNV-1a (64 bit) of its JSON (fields in declaration order), as 16
     /// hex digits. Two runs share it only if every setting is equal.
     pub fn id(&self) -> String {
-        let json = serde_json::to_string(self).unwrap_or_default();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in json.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{h:016x}")
+        format!("{:016x}", fnv1a(serde_json::to_string(self).unwrap_or_default().as_bytes()))
     }
 
     /// The compute dtype.
@@ -143,6 +137,17 @@ impl RunConfig {
         phases.push(Phase { name: "train", index: 1, rules: self.train_rules.clone(), trainable });
         phases
     }
+}
+
+/// FNV-1a, 64 bit, of `bytes`: the stable hash behind [`RunConfig::id`] (and seeds derived
+/// from names), the same in every version and on every platform.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// The parameters that train when a network is frozen: the input weights.

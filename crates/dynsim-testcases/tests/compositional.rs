@@ -8,8 +8,26 @@ use dynsim_nets::train::input_parameters;
 use dynsim_nets::{checkpoint, Device, Rule};
 use dynsim_testcases::compositional::training::is_finished;
 use dynsim_testcases::compositional::{
-    plan, record_runs, train_runs, Analysis, ArchChoice, Group, Init, Pool, Preset, Run, Shard, TrainEvent,
+    plan, record_runs, select, train_runs, Analysis, ArchChoice, Group, Init, Pool, Preset, Run, Shard, TrainEvent,
 };
+
+/// The tiny RNN plan's runs of `groups` with `seeds` replicates, all groups of a seed from
+/// one initialisation.
+fn tiny_runs(groups: &[Group], seeds: usize) -> Vec<Run> {
+    let all = plan(Preset::Tiny, ArchChoice::Rnn, seeds, Init::Shared).expect("plan");
+    all.into_iter().filter(|r| groups.contains(&r.group)).collect()
+}
+
+/// [`tiny_runs`] trained and recorded (intended analysis, 8 trials) into a new store.
+fn recorded_study(groups: &[Group], seeds: usize) -> (tempfile::TempDir, dynsim_store::Store, Vec<Run>) {
+    let runs = tiny_runs(groups, seeds);
+    let refs: Vec<&Run> = runs.iter().collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
+    train_runs(&refs, store.root(), 2, &AtomicBool::new(false), &|_| {}).expect("train");
+    record_runs(&refs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
+    (tmp, store, runs)
+}
 
 #[test]
 fn groups_pretrain_freeze_and_pool_as_the_study() {
@@ -90,9 +108,9 @@ fn shards_partition_the_plan_whatever_its_order() {
         let mut seen = BTreeSet::new();
         let mut sizes = Vec::new();
         for index in 0..count {
-            let shard = Shard::parse(&format!("{index}/{count}")).expect("shard");
-            let mine: Vec<String> = shard.select(&runs).iter().map(|r| r.id()).collect();
-            let again: Vec<String> = shard.select(&reversed).iter().map(|r| r.id()).collect();
+            let shard: Shard = format!("{index}/{count}").parse().expect("shard");
+            let mine: Vec<String> = select(&shard, &runs).iter().map(|r| r.id()).collect();
+            let again: Vec<String> = select(&shard, &reversed).iter().map(|r| r.id()).collect();
             assert_eq!(mine, again, "shard {index}/{count} depends on the plan's order");
             sizes.push(mine.len());
             for id in mine {
@@ -103,7 +121,7 @@ fn shards_partition_the_plan_whatever_its_order() {
         assert!(sizes.iter().max().expect("sizes") - sizes.iter().min().expect("sizes") <= 1, "{sizes:?}");
     }
     for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
-        assert!(Shard::parse(bad).is_err(), "{bad}");
+        assert!(bad.parse::<Shard>().is_err(), "{bad}");
     }
 }
 
@@ -138,9 +156,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// files as the uninterrupted one.
 #[test]
 fn training_runs_groups_skips_finished_runs_and_resumes() {
-    let all = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
-    let pick = [Group::Master, Group::MasterFrozen, Group::Untrained, Group::PretrainBasicFrozen];
-    let runs: Vec<&Run> = all.iter().filter(|r| pick.contains(&r.group)).collect();
+    let all = tiny_runs(&[Group::Master, Group::MasterFrozen, Group::Untrained, Group::PretrainBasicFrozen], 1);
+    let runs: Vec<&Run> = all.iter().collect();
     let tmp = tempfile::tempdir().expect("tempdir");
     let never = AtomicBool::new(false);
     let rep = train_runs(&runs, tmp.path(), 2, &never, &|_| {}).expect("train");
@@ -194,8 +211,8 @@ fn training_runs_groups_skips_finished_runs_and_resumes() {
 /// time-major from step 0; a second call computes nothing; an untrained run is an error.
 #[test]
 fn recording_every_checkpoint_in_both_analyses() {
-    let all = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
-    let runs: Vec<&Run> = all.iter().filter(|r| matches!(r.group, Group::Master | Group::Untrained)).collect();
+    let all = tiny_runs(&[Group::Master, Group::Untrained], 1);
+    let runs: Vec<&Run> = all.iter().collect();
     let tmp = tempfile::tempdir().expect("tempdir");
     let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
     let never = AtomicBool::new(false);
@@ -258,13 +275,8 @@ fn recording_every_checkpoint_in_both_analyses() {
 fn comparisons_to_master_between_groups_and_over_learning() {
     use dynsim_query::polars::prelude::*;
     use dynsim_testcases::compositional::{comparison, study_metrics, Kind};
-    let all = plan(Preset::Tiny, ArchChoice::Rnn, 1, Init::Shared).expect("plan");
-    let pick = [Group::Master, Group::Untrained, Group::PretrainBasicFrozen];
-    let runs: Vec<&Run> = all.iter().filter(|r| pick.contains(&r.group)).collect();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
-    train_runs(&runs, store.root(), 2, &AtomicBool::new(false), &|_| {}).expect("train");
-    record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
+    let (_tmp, store, all) = recorded_study(&[Group::Master, Group::Untrained, Group::PretrainBasicFrozen], 1);
+    let runs: Vec<&Run> = all.iter().collect();
     let metrics = study_metrics().expect("metrics");
     let run = |kind| {
         comparison(&store, kind, &runs, Analysis::Intended, 8, &metrics)
@@ -325,13 +337,9 @@ fn statistics_follow_their_definitions() {
     use dynsim_query::stats::{linear_regression, student_t_test, welch_t_test};
     use dynsim_query::MetricSpec;
     use dynsim_testcases::compositional::{comparison, summarize, Kind};
-    let all = plan(Preset::Tiny, ArchChoice::Rnn, 2, Init::Shared).expect("plan");
-    let pick = [Group::Master, Group::Untrained, Group::PretrainBasicFrozen, Group::PretrainAntiFrozen];
-    let runs: Vec<&Run> = all.iter().filter(|r| pick.contains(&r.group)).collect();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let store = dynsim_store::Store::init(tmp.path().join("store")).expect("store");
-    train_runs(&runs, store.root(), 2, &AtomicBool::new(false), &|_| {}).expect("train");
-    record_runs(&runs, &store, Analysis::Intended, 8, &mut |_, _, _| {}).expect("record");
+    let groups = [Group::Master, Group::Untrained, Group::PretrainBasicFrozen, Group::PretrainAntiFrozen];
+    let (_tmp, store, all) = recorded_study(&groups, 2);
+    let runs: Vec<&Run> = all.iter().collect();
     let metrics = vec![MetricSpec::parse("procrustes").expect("spec"), MetricSpec::parse("cka").expect("spec")];
     let frame = |kind| {
         comparison(&store, kind, &runs, Analysis::Intended, 8, &metrics)

@@ -15,7 +15,7 @@
 //! Metrics ([`study_metrics`]): DSA with the study's settings (33 delays at interval 6, rank
 //! 50, angular, radians), Procrustes and CKA, both as angles in radians.
 
-use dynsim_query::{Comparison, MetricSpec, QueryError, Selection};
+use dynsim_query::{Comparison, MetricSpec, Selection};
 use dynsim_store::Store;
 
 use super::plan::Run;
@@ -37,12 +37,8 @@ pub enum Kind {
 pub fn study_metrics() -> Result<Vec<MetricSpec>, CompositionalError> {
     ["dsa:n_delays=33,delay_interval=6,rank=50", "procrustes", "cka"]
         .into_iter()
-        .map(|s| MetricSpec::parse(s).map_err(query_err))
+        .map(|s| Ok(MetricSpec::parse(s)?))
         .collect()
-}
-
-fn query_err(e: QueryError) -> CompositionalError {
-    CompositionalError::Query(Box::new(e))
 }
 
 /// SQL text of a string literal (quotes doubled).
@@ -70,7 +66,7 @@ pub fn comparison<'s>(
         runs.iter().map(|r| quoted(&r.id())).collect::<Vec<_>>().join(", ")
     );
     let select = |extra: &str| -> Result<Selection, CompositionalError> {
-        Selection::all(store).and_then(|s| s.filter_sql(&format!("{base}{extra}"))).map_err(query_err)
+        Selection::all(store).and_then(|s| s.filter_sql(&format!("{base}{extra}"))).map_err(Into::into)
     };
     let on = ["config", "seed", "trials", "analysis"];
     let mut c = match kind {

@@ -21,8 +21,9 @@ pub mod summary;
 pub mod training;
 
 pub use comparisons::{comparison, study_metrics, Kind};
+pub use dynsim_query::Shard;
 pub use groups::{Group, Pool};
-pub use plan::{plan, ArchChoice, Configuration, Init, Preset, Run, Schedule, Shard};
+pub use plan::{plan, select, ArchChoice, Configuration, Init, Preset, Run, Schedule};
 pub use recording::{record_runs, Analysis, RecordReport};
 pub use summary::{summarize, Summary};
 pub use training::{train_runs, TrainEvent, TrainReport};
@@ -51,4 +52,22 @@ pub enum CompositionalError {
     /// The store failed (reading the catalogue, ingesting recordings).
     #[error(transparent)]
     Store(Box<dynsim_store::StoreError>),
+}
+
+impl From<dynsim_query::QueryError> for CompositionalError {
+    fn from(e: dynsim_query::QueryError) -> Self {
+        CompositionalError::Query(Box::new(e))
+    }
+}
+
+impl From<dynsim_query::polars::prelude::PolarsError> for CompositionalError {
+    fn from(e: dynsim_query::polars::prelude::PolarsError) -> Self {
+        CompositionalError::Query(Box::new(e.into()))
+    }
+}
+
+impl From<dynsim_store::StoreError> for CompositionalError {
+    fn from(e: dynsim_store::StoreError) -> Self {
+        CompositionalError::Store(Box::new(e))
+    }
 }

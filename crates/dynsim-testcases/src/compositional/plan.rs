@@ -16,6 +16,7 @@
 
 use dynsim_nets::train::RunConfig;
 use dynsim_nets::{Activation, Arch, NetConfig, Rule};
+use dynsim_query::Shard;
 
 use super::groups::Group;
 use super::CompositionalError;
@@ -260,14 +261,7 @@ impl Run {
 pub fn run_seed(seed: u64, group: Group, init: Init) -> u64 {
     match init {
         Init::Shared => seed,
-        Init::Independent => {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in format!("{seed}/{}", group.name()).bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            h
-        }
+        Init::Independent => dynsim_nets::train::fnv1a(format!("{seed}/{}", group.name()).as_bytes()),
     }
 }
 
@@ -300,39 +294,11 @@ pub fn plan(preset: Preset, arch: ArchChoice, seeds: usize, init: Init) -> Resul
     Ok(runs)
 }
 
-/// One part of a study split across jobs (a SLURM array): shard `index` of `count`, 0-based.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    /// This job's part, `0..count`.
-    pub index: usize,
-    /// Number of parts.
-    pub count: usize,
-}
-
-impl Shard {
-    /// The whole study as one shard.
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
-
-    /// Parses `i/n` with `0 <= i < n` (e.g. `$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`).
-    pub fn parse(text: &str) -> Result<Shard, CompositionalError> {
-        let bad = || {
-            CompositionalError::Config(format!(
-                "--shard {text}: give i/n with 0 <= i < n, e.g. 0/4 for the first of four jobs"
-            ))
-        };
-        let (i, n) = text.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// This shard's runs: the runs sorted by id, every `count`-th from `index`. The shards of
-    /// one plan partition it, and a run's shard does not depend on the order of the plan.
-    pub fn select<'a>(&self, runs: &'a [Run]) -> Vec<&'a Run> {
-        let mut sorted: Vec<&Run> = runs.iter().collect();
-        sorted.sort_by_cached_key(|r| r.id());
-        sorted.into_iter().skip(self.index).step_by(self.count).collect()
-    }
+/// This shard's runs (`--shard i/n`, the query layer's [`Shard`]): the runs sorted by id,
+/// every `count`-th from `index`. The shards of one plan partition it, and a run's shard does
+/// not depend on the order of the plan.
+pub fn select<'a>(shard: &Shard, runs: &'a [Run]) -> Vec<&'a Run> {
+    let mut sorted: Vec<&Run> = runs.iter().collect();
+    sorted.sort_by_cached_key(|r| r.id());
+    sorted.into_iter().skip(shard.index).step_by(shard.count).collect()
 }

@@ -85,7 +85,7 @@ fn train_checkpoints(run: &Run, store_root: &std::path::Path) -> Result<Vec<Path
         return Err(fail(dynsim_nets::NetError::Config("no training checkpoints: train the run first".into())));
     }
     // A stopped run's checkpoints would get progress values of a shorter training.
-    if !super::training::is_finished(&dir).map_err(fail)? {
+    if !super::training::closes_training(&mine).map_err(fail)? {
         return Err(fail(dynsim_nets::NetError::Config(
             "the run is not finished (its last checkpoint does not close the training phase): train the run first"
                 .into(),
@@ -96,7 +96,7 @@ fn train_checkpoints(run: &Run, store_root: &std::path::Path) -> Result<Vec<Path
 
 /// The catalogue's (run, checkpoint) pairs already recorded with this analysis and trials.
 fn recorded(store: &Store, analysis: Analysis, trials: usize) -> Result<HashSet<(String, i64)>, CompositionalError> {
-    let cat = store.catalog().map_err(|e| CompositionalError::Store(Box::new(e)))?;
+    let cat = store.catalog()?;
     let text = |k: &Keys, name: &str| match k.get(name) {
         Some(KeyValue::Str(s)) => Some(s.clone()),
         _ => None,
@@ -171,9 +171,7 @@ pub fn record_runs(
             });
         }
         if !batch.is_empty() {
-            let rep = store
-                .ingest_arrays(batch, &IngestOptions::default(), &mut |_| {})
-                .map_err(|e| CompositionalError::Store(Box::new(e)))?;
+            let rep = store.ingest_arrays(batch, &IngestOptions::default(), &mut |_| {})?;
             report.added += rep.added.len();
             report.present += rep.already_present.len();
         }

@@ -35,15 +35,11 @@ pub struct Summary {
     pub on_progress: DataFrame,
 }
 
-fn query_err(e: dynsim_query::QueryError) -> CompositionalError {
-    CompositionalError::Query(Box::new(e))
-}
-
 /// `frame` without master's own rows, with `pool` (text) and `share` (f64) columns derived
 /// from `left_group`. An unknown group name is an error.
 fn annotate(frame: &DataFrame) -> Result<DataFrame, CompositionalError> {
-    let groups = frame.column("left_group").map_err(|e| query_err(e.into()))?;
-    let groups = groups.str().map_err(|e| query_err(e.into()))?;
+    let groups = frame.column("left_group")?;
+    let groups = groups.str()?;
     let mut keep = Vec::with_capacity(frame.height());
     let (mut pool, mut share) = (Vec::new(), Vec::new());
     for g in groups.iter() {
@@ -55,9 +51,9 @@ fn annotate(frame: &DataFrame) -> Result<DataFrame, CompositionalError> {
         }
     }
     let mask = BooleanChunked::from_slice("keep".into(), &keep);
-    let mut out = frame.filter(&mask).map_err(|e| query_err(e.into()))?;
-    out.with_column(Column::new("pool".into(), pool)).map_err(|e| query_err(e.into()))?;
-    out.with_column(Column::new("share".into(), share)).map_err(|e| query_err(e.into()))?;
+    let mut out = frame.filter(&mask)?;
+    out.with_column(Column::new("pool".into(), pool))?;
+    out.with_column(Column::new("share".into(), share))?;
     Ok(out)
 }
 
@@ -67,11 +63,11 @@ pub fn summarize(to_master: &DataFrame, over_learning: &DataFrame) -> Result<Sum
     let curves = annotate(over_learning)?;
     let by = ["left_model", "metric"];
     Ok(Summary {
-        by_group: mean_sem_by(&finals, &["left_model", "metric", "left_group"], "value").map_err(query_err)?,
-        by_pool: mean_sem_by(&finals, &["left_model", "metric", "pool"], "value").map_err(query_err)?,
-        student: student_by(&finals, &by, "pool", "value").map_err(query_err)?,
-        welch: welch_by(&finals, &by, "pool", "value").map_err(query_err)?,
-        on_share: regression_by(&curves, &by, "share", "value").map_err(query_err)?,
-        on_progress: regression_by(&curves, &by, "left_progress", "value").map_err(query_err)?,
+        by_group: mean_sem_by(&finals, &["left_model", "metric", "left_group"], "value")?,
+        by_pool: mean_sem_by(&finals, &["left_model", "metric", "pool"], "value")?,
+        student: student_by(&finals, &by, "pool", "value")?,
+        welch: welch_by(&finals, &by, "pool", "value")?,
+        on_share: regression_by(&curves, &by, "share", "value")?,
+        on_progress: regression_by(&curves, &by, "left_progress", "value")?,
     })
 }

@@ -43,8 +43,14 @@ pub struct TrainReport {
 /// Whether the run folder holds a finished run: its last checkpoint is of the training phase
 /// and closes it.
 pub fn is_finished(dir: &Path) -> Result<bool, dynsim_nets::NetError> {
-    let Some(last) = train::checkpoints(dir)?.pop() else { return Ok(false) };
-    Ok(checkpoint::read_meta(&last)?.is_some_and(|m| m.phase == "train" && m.phase_done))
+    closes_training(&train::checkpoints(dir)?)
+}
+
+/// Whether the last of a run's checkpoints (in training order, as `train::checkpoints` lists
+/// them) closes the training phase.
+pub(crate) fn closes_training(checkpoints: &[std::path::PathBuf]) -> Result<bool, dynsim_nets::NetError> {
+    let Some(last) = checkpoints.last() else { return Ok(false) };
+    Ok(checkpoint::read_meta(last)?.is_some_and(|m| m.phase == "train" && m.phase_done))
 }
 
 /// Trains every run in `runs` under `store_root`, `threads` networks at a time (at least 1).
