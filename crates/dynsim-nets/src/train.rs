@@ -560,5 +560,16 @@ fn prepare_folder(config: &RunConfig, out: &Path) -> Result<()> {
         Err(e) => return Err(io(&file, "reading", e)),
     }
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| io(out, "creating", e))?;
+    // Temporary files of writes a killed run left (`checkpoint::write_atomic` names them
+    // `.<name>.tmp-<pid>`): never read, so removed before training resumes.
+    for dir in [out.to_path_buf(), out.join("checkpoints")] {
+        let entries = std::fs::read_dir(&dir).map_err(|e| io(&dir, "listing", e))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                std::fs::remove_file(e.path()).map_err(|err| io(&e.path(), "removing the leftover", err))?;
+            }
+        }
+    }
     Ok(())
 }

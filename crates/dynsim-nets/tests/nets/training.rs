@@ -374,3 +374,24 @@ fn record_keeps_the_window_of_the_fixed_test_trials() {
         assert!(err.contains(needle), "{w}: {err}");
     }
 }
+
+/// Temporary files a killed write left (`.<name>.tmp-<pid>`) are removed when the run is
+/// trained again, so a resumed run folder holds exactly the files of an uninterrupted one.
+#[test]
+fn leftover_temporary_files_are_removed_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = small_run(Arch::LeakyRnn);
+    let stop = AtomicBool::new(false);
+    train::train(&c, dir.path(), &Device::Cpu, &mut |_| {}, &stop).unwrap();
+    let before = files(dir.path());
+    let leftovers =
+        [dir.path().join("checkpoints/.train-002.safetensors.tmp-4242"), dir.path().join(".run.json.tmp-4242")];
+    for f in &leftovers {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    train::train(&c, dir.path(), &Device::Cpu, &mut |_| {}, &stop).unwrap();
+    for f in &leftovers {
+        assert!(!f.exists(), "{} was left", f.display());
+    }
+    assert_eq!(files(dir.path()), before);
+}
