@@ -410,6 +410,7 @@ pub fn train(
             Some(path) => {
                 let (loaded, meta) = checkpoint::load(path, dtype, device)?;
                 net = loaded;
+                remove_stale_optimiser_states(out, phase.name, path)?;
                 written.extend(mine.iter().map(|p| (*p).clone()));
                 if meta.phase_done {
                     continue;
@@ -496,6 +497,28 @@ pub fn train(
         }
     }
     Ok(Outcome::Done(written))
+}
+
+/// Removes the optimiser states of `phase` other than the one beside `keep` (the checkpoint a
+/// resumed run continues from). An uninterrupted run keeps only its phase's last state; a kill
+/// between writing a checkpoint and removing the previous state would otherwise leave that
+/// previous state behind for good.
+fn remove_stale_optimiser_states(out: &Path, phase: &str, keep: &Path) -> Result<()> {
+    let dir = out.join("checkpoints");
+    let keep = checkpoint::optim_path(keep);
+    let entries =
+        std::fs::read_dir(&dir).map_err(|e| NetError::Io { path: dir.clone(), what: "listing".into(), source: e })?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{phase}-")) && name.ends_with(".optim.safetensors") && e.path() != keep {
+            std::fs::remove_file(e.path()).map_err(|err| NetError::Io {
+                path: e.path(),
+                what: "removing the stale optimiser state".into(),
+                source: err,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 fn evaluate(net: &Network, rules: &[Rule], n: usize) -> Result<Vec<(String, f64)>> {

@@ -395,3 +395,45 @@ fn leftover_temporary_files_are_removed_on_resume() {
     }
     assert_eq!(files(dir.path()), before);
 }
+
+/// A kill after a checkpoint is written and before the previous optimiser state is removed
+/// leaves that state behind; resuming removes it, so the folder ends as an uninterrupted run's.
+/// (The CLI's SIGKILL test hit this window once in CI.)
+#[test]
+fn a_stale_optimiser_state_is_removed_on_resume() {
+    let mut c = small_run(Arch::LeakyRnn);
+    c.max_epochs = 3;
+    let no = AtomicBool::new(false);
+    let whole = tempfile::tempdir().unwrap();
+    train::train(&c, whole.path(), &Device::Cpu, &mut |_| {}, &no).unwrap();
+    let part = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    let mut n = 0;
+    // Two batches per epoch: stopping after the fifth batch keeps checkpoints 0..=2.
+    let out = train::train(
+        &c,
+        part.path(),
+        &Device::Cpu,
+        &mut |_| {
+            n += 1;
+            if n == 5 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        },
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(out, Outcome::Stopped);
+    let ckpts = part.path().join("checkpoints");
+    assert!(ckpts.join("train-002.safetensors").exists() && !ckpts.join("train-003.safetensors").exists());
+    let stale = ckpts.join("train-001.optim.safetensors");
+    assert!(!stale.exists());
+    std::fs::copy(ckpts.join("train-002.optim.safetensors"), &stale).unwrap();
+    train::train(&c, part.path(), &Device::Cpu, &mut |_| {}, &no).unwrap();
+    assert!(!stale.exists(), "the stale optimiser state was left");
+    let (a, b) = (files(whole.path()), files(part.path()));
+    assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.1 == y.1, "{} differs", x.0);
+    }
+}
