@@ -166,6 +166,41 @@ fn beta_fraction(x: f64, a: f64, b: f64) -> f64 {
     h
 }
 
+/// Cohen's d of two samples with the pooled standard deviation: `d = (mean a - mean b) /
+/// s_p`, `s_p^2 = ((na-1) va + (nb-1) vb) / (na+nb-2)` (Cohen 1988, eq. 2.5.2; the effect
+/// size of [`student_t_test`], `t = d / sqrt(1/na + 1/nb)`). Each sample needs two values,
+/// and at least one must vary.
+pub fn cohen_d(a: &[f64], b: &[f64]) -> Result<f64, QueryError> {
+    check(a, "Cohen's d, first sample", 2)?;
+    check(b, "Cohen's d, second sample", 2)?;
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let pooled = ((na - 1.0) * var(a) + (nb - 1.0) * var(b)) / (na + nb - 2.0);
+    if pooled <= 0.0 {
+        return Err(QueryError::Stats("Cohen's d: both samples are constant, the effect size is undefined".into()));
+    }
+    Ok((mean(a) - mean(b)) / pooled.sqrt())
+}
+
+/// η², the share of the variance of all values that lies between the groups (one-way
+/// analysis of variance): `SS_between / SS_total`, `SS_between = sum_g n_g (mean_g -
+/// mean)^2`, `SS_total = sum (x - mean)^2`. Needs two non-empty groups and values that vary.
+pub fn eta_squared(groups: &[Vec<f64>]) -> Result<f64, QueryError> {
+    if groups.len() < 2 {
+        return Err(QueryError::Stats(format!("eta squared needs at least 2 groups, got {}", groups.len())));
+    }
+    for (i, g) in groups.iter().enumerate() {
+        check(g, &format!("eta squared, group {i}"), 1)?;
+    }
+    let all: Vec<f64> = groups.iter().flatten().copied().collect();
+    let m = mean(&all);
+    let total: f64 = all.iter().map(|v| (v - m).powi(2)).sum();
+    if total <= 0.0 {
+        return Err(QueryError::Stats("eta squared: every value is the same, the share is undefined".into()));
+    }
+    let between: f64 = groups.iter().map(|g| g.len() as f64 * (mean(g) - m).powi(2)).sum();
+    Ok(between / total)
+}
+
 /// Benjamini-Hochberg adjusted p-values (q-values), in the input order, as
 /// `scipy.stats.false_discovery_control(p, method='bh')` and statsmodels'
 /// `multipletests(p, method='fdr_bh')`: with `p` sorted ascending, `q_(i) = min over j >= i
@@ -236,6 +271,23 @@ pub fn linear_regression(x: &[f64], y: &[f64]) -> Result<LinearFit, QueryError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cohen's d is Student's t scaled by sqrt(1/na + 1/nb), and η² is
+    /// SS_between / SS_total written out for two groups (d² na nb / (n (n - 2) + d² na nb)).
+    #[test]
+    fn effect_sizes_follow_their_definitions() {
+        let (a, b) = ([0.9, 1.1, 1.3, 0.8], [0.2, 0.5, 0.4, 0.1, 0.3]);
+        let d = cohen_d(&a, &b).unwrap();
+        let t = student_t_test(&a, &b).unwrap().t;
+        assert!((d - t * (1.0 / 4.0 + 1.0 / 5.0f64).sqrt()).abs() < 1e-12);
+        let (na, nb, n) = (4.0, 5.0, 9.0);
+        let eta = eta_squared(&[a.to_vec(), b.to_vec()]).unwrap();
+        let from_d = d * d * na * nb / (n * (n - 2.0) + d * d * na * nb);
+        assert!((eta - from_d).abs() < 1e-12, "{eta} vs {from_d}");
+        assert!(eta_squared(&[vec![1.0, 2.0], vec![1.0, 2.0]]).unwrap().abs() < 1e-15);
+        assert!(cohen_d(&[1.0, 1.0], &[1.0, 1.0]).is_err());
+        assert!(eta_squared(&[vec![1.0]]).is_err() && eta_squared(&[vec![1.0], vec![]]).is_err());
+    }
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-300)
