@@ -5,8 +5,11 @@ use std::fmt::Write;
 
 /// The font attribute every figure's text uses.
 pub const FONT: &str = "font-family=\"Helvetica, Arial, sans-serif\"";
-/// The series colours, in order.
-pub const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+/// The series colours, in order (matplotlib's tab10, then one more).
+pub const COLOURS: [&str; 11] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#393b79",
+];
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -101,22 +104,50 @@ pub fn heatmap(m: &ndarray::Array2<f64>, labels: &[String], title: &str) -> Stri
     s
 }
 
-/// A y axis with 5 ticks and an x axis line; `plot` is `(x0, y0, width, height)` with
-/// `(x0, y0)` the lower left corner, `span` the y range.
-fn axis(s: &mut String, plot: (f64, f64, f64, f64), span: (f64, f64), ylabel: &str) {
-    let ((x0, y0, pw, ph), (lo, hi)) = (plot, span);
+/// Round tick values covering `[lo, hi]`: a step of 1, 2, 2.5 or 5 times a power of ten that
+/// takes at most 7 steps over the range, and the ticks from the last multiple of the step at
+/// or below `lo` to the first at or above `hi` (at least two ticks).
+pub fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo.min(hi), lo.max(hi)) } else { (0.0, 1.0) };
+    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
+    let mag = 10f64.powf((span / 5.0).log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|st| span / st <= 7.0).unwrap_or(10.0 * mag);
+    let first = (lo / step - 1e-9).floor();
+    let last = (hi / step + 1e-9).ceil().max(first + 1.0);
+    // Rounded to the step's decimals, so that 0.30000000000000004 prints as 0.3.
+    let f = 10f64.powi((-step.log10().floor()).max(0.0) as i32 + 1);
+    (0..=(last - first) as usize).map(|k| ((first + k as f64) * step * f).round() / f).collect()
+}
+
+/// A tick label with as few decimals as the ticks need (at most 6).
+fn tick_label(v: f64, ticks: &[f64]) -> String {
+    let decimals = (0..=6)
+        .find(|&d| {
+            let f = 10f64.powi(d);
+            ticks.iter().all(|t| ((t * f).round() - t * f).abs() < 1e-6)
+        })
+        .unwrap_or(6) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// A y axis with round ticks ([`nice_ticks`]) and an x axis line; `plot` is `(x0, y0, width,
+/// height)` with `(x0, y0)` the lower left corner. Returns the y range the ticks span, which
+/// is the plot's range.
+fn axis(s: &mut String, plot: (f64, f64, f64, f64), span: (f64, f64), ylabel: &str) -> (f64, f64) {
+    let (x0, y0, pw, ph) = plot;
+    let ticks = nice_ticks(span.0, span.1);
+    let (lo, hi) = (ticks[0], ticks[ticks.len() - 1]);
     let _ = writeln!(s, "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{}\" stroke=\"black\"/>", y0 - ph);
     let _ = writeln!(s, "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"black\"/>", x0 + pw);
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * k as f64 / 4.0;
-        let y = y0 - ph * k as f64 / 4.0;
+    for v in &ticks {
+        let y = y0 - ph * (v - lo) / (hi - lo);
         let _ = writeln!(s, "<line x1=\"{}\" y1=\"{y}\" x2=\"{x0}\" y2=\"{y}\" stroke=\"black\"/>", x0 - 4.0);
         let _ = writeln!(
             s,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"10\" {FONT}>{}</text>",
             x0 - 6.0,
             y + 3.5,
-            tick(v)
+            tick_label(*v, &ticks)
         );
     }
     let (x, y) = (x0 - 48.0, y0 - ph / 2.0);
@@ -125,14 +156,33 @@ fn axis(s: &mut String, plot: (f64, f64, f64, f64), span: (f64, f64), ylabel: &s
         "<text x=\"{x}\" y=\"{y}\" text-anchor=\"middle\" font-size=\"11\" transform=\"rotate(-90 {x} {y})\" {FONT}>{}</text>",
         esc(ylabel)
     );
+    (lo, hi)
 }
 
-fn tick(v: f64) -> String {
-    if v != 0.0 && v.abs() < 0.1 {
-        format!("{v:.3}")
-    } else {
-        format!("{v:.2}")
+/// An x axis with round ticks over `span` below a plot (`plot` as in [`axis`]) and its label;
+/// returns the x range the ticks span.
+fn x_axis(s: &mut String, plot: (f64, f64, f64, f64), span: (f64, f64), xlabel: &str) -> (f64, f64) {
+    let (x0, y0, pw, _) = plot;
+    let ticks = nice_ticks(span.0, span.1);
+    let (lo, hi) = (ticks[0], ticks[ticks.len() - 1]);
+    for v in &ticks {
+        let x = x0 + pw * (v - lo) / (hi - lo);
+        let _ = writeln!(s, "<line x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{}\" stroke=\"black\"/>", y0 + 4.0);
+        let _ = writeln!(
+            s,
+            "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" font-size=\"10\" {FONT}>{}</text>",
+            y0 + 16.0,
+            tick_label(*v, &ticks)
+        );
     }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\" {FONT}>{}</text>",
+        x0 + pw / 2.0,
+        y0 + 34.0,
+        esc(xlabel)
+    );
+    (lo, hi)
 }
 
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -147,22 +197,72 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Box plots (median, quartiles, whiskers to min/max, points) of named groups of values.
 pub fn boxplot(groups: &[(String, Vec<f64>)], title: &str, ylabel: &str) -> String {
-    let (x0, y0, pw, ph) = (80.0, 300.0, 160.0 * groups.len().max(1) as f64, 250.0);
-    let mut s = header(x0 + pw + 30.0, y0 + 50.0, title);
-    let (lo, hi) = range(groups.iter().flat_map(|g| g.1.iter().copied()));
+    boxplot_marked(groups, &[], "", title, ylabel)
+}
+
+/// [`boxplot`] with reference values marked per group: `marks[i]` is `Some((lo, hi))` for
+/// group `i` (a black diamond when `lo == hi`, a black bar from `lo` to `hi` otherwise),
+/// described in a legend as `mark_label`. With more than five groups the columns narrow, and
+/// names that do not fit are written at an angle.
+pub fn boxplot_marked(
+    groups: &[(String, Vec<f64>)],
+    marks: &[Option<(f64, f64)>],
+    mark_label: &str,
+    title: &str,
+    ylabel: &str,
+) -> String {
+    let col = if groups.len() > 5 { 70.0 } else { 160.0 };
+    let angled = groups.iter().any(|g| (g.0.chars().count() + 6) as f64 * 6.5 > col);
+    let (x0, y0, pw, ph) = (80.0, 300.0, col * groups.len().max(1) as f64, 250.0);
+    let mut s = header(x0 + pw + 30.0, y0 + if angled { 200.0 } else { 50.0 }, title);
+    let marked = marks.iter().flatten().flat_map(|(a, b)| [*a, *b]);
+    let (lo, hi) = range(groups.iter().flat_map(|g| g.1.iter().copied()).chain(marked));
+    let (lo, hi) = axis(&mut s, (x0, y0, pw, ph), (lo, hi), ylabel);
     let y = |v: f64| y0 - ph * (v - lo) / (hi - lo);
-    axis(&mut s, (x0, y0, pw, ph), (lo, hi), ylabel);
+    if marks.iter().any(Option::is_some) && !mark_label.is_empty() {
+        let _ = writeln!(
+            s,
+            "<path d=\"M {} 36 l 5 5 l -5 5 l -5 -5 z\" fill=\"black\"/><text x=\"{}\" y=\"45\" font-size=\"11\" {FONT}>{}</text>",
+            x0 + 10.0,
+            x0 + 20.0,
+            esc(mark_label)
+        );
+    }
     for (i, (name, vals)) in groups.iter().enumerate() {
         let mut v: Vec<f64> = vals.iter().copied().filter(|x| x.is_finite()).collect();
         v.sort_by(f64::total_cmp);
-        let cx = x0 + 160.0 * i as f64 + 80.0;
-        let _ = writeln!(
-            s,
-            "<text x=\"{cx}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\" {FONT}>{} (n={})</text>",
-            y0 + 18.0,
-            esc(name),
-            v.len()
-        );
+        let cx = x0 + col * i as f64 + col / 2.0;
+        if angled {
+            let (tx, ty) = (cx, y0 + 12.0);
+            let _ = writeln!(
+                s,
+                "<text x=\"{tx}\" y=\"{ty}\" text-anchor=\"end\" font-size=\"11\" transform=\"rotate(-50 {tx} {ty})\" {FONT}>{} (n={})</text>",
+                esc(name),
+                v.len()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "<text x=\"{cx}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\" {FONT}>{} (n={})</text>",
+                y0 + 18.0,
+                esc(name),
+                v.len()
+            );
+        }
+        if let Some(Some((a, b))) = marks.get(i) {
+            let mx = cx + col * 0.32;
+            if a == b {
+                let _ = writeln!(s, "<path d=\"M {mx} {} l 6 6 l -6 6 l -6 -6 z\" fill=\"black\"/>", y(*a) - 6.0);
+            } else {
+                let (top, bottom) = (y(a.max(*b)), y(a.min(*b)));
+                let _ = writeln!(
+                    s,
+                    "<rect x=\"{}\" y=\"{top}\" width=\"5\" height=\"{}\" fill=\"black\"/>",
+                    mx - 2.5,
+                    (bottom - top).max(1.0)
+                );
+            }
+        }
         if v.is_empty() {
             continue;
         }
@@ -172,6 +272,7 @@ pub fn boxplot(groups: &[(String, Vec<f64>)], title: &str, ylabel: &str) -> Stri
             v[a] + (v[b] - v[a]) * (pos - a as f64)
         };
         let c = COLOURS[i % COLOURS.len()];
+        let half = (col * 0.16).min(25.0);
         let _ = writeln!(
             s,
             "<line x1=\"{cx}\" y1=\"{}\" x2=\"{cx}\" y2=\"{}\" stroke=\"{c}\"/>",
@@ -180,16 +281,17 @@ pub fn boxplot(groups: &[(String, Vec<f64>)], title: &str, ylabel: &str) -> Stri
         );
         let _ = writeln!(
             s,
-            "<rect x=\"{}\" y=\"{}\" width=\"50\" height=\"{}\" fill=\"{c}\" fill-opacity=\"0.25\" stroke=\"{c}\"/>",
-            cx - 25.0,
+            "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{c}\" fill-opacity=\"0.25\" stroke=\"{c}\"/>",
+            cx - half,
             y(q(0.75)),
+            2.0 * half,
             (y(q(0.25)) - y(q(0.75))).max(0.5)
         );
         let _ = writeln!(
             s,
             "<line x1=\"{}\" y1=\"{m}\" x2=\"{}\" y2=\"{m}\" stroke=\"{c}\" stroke-width=\"2.5\"/>",
-            cx - 25.0,
-            cx + 25.0,
+            cx - half,
+            cx + half,
             m = y(q(0.5))
         );
         for (k, x) in v.iter().enumerate() {
@@ -197,7 +299,7 @@ pub fn boxplot(groups: &[(String, Vec<f64>)], title: &str, ylabel: &str) -> Stri
             let _ = writeln!(
                 s,
                 "<circle cx=\"{}\" cy=\"{}\" r=\"2\" fill=\"{c}\" fill-opacity=\"0.6\"/>",
-                cx + jitter * 1.6,
+                cx + jitter * half / 16.0,
                 y(*x)
             );
         }
@@ -206,15 +308,22 @@ pub fn boxplot(groups: &[(String, Vec<f64>)], title: &str, ylabel: &str) -> Stri
     s
 }
 
+/// A legend entry at `(x, y)`: a short line in colour `c` and the name after it.
+fn legend_entry(s: &mut String, x: f64, y: f64, c: &str, name: &str) {
+    let _ =
+        writeln!(s, "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{c}\" stroke-width=\"2\"/>", x + 20.0);
+    let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" font-size=\"11\" {FONT}>{}</text>", x + 25.0, y + 4.0, esc(name));
+}
+
 /// Lines with error bars: one series per name, `means[k] ± sems[k]` at the x labels.
 pub fn error_lines(xlabels: &[String], series: &[(String, Vec<f64>, Vec<f64>)], title: &str, ylabel: &str) -> String {
     let (x0, y0, pw, ph) = (80.0, 300.0, 360.0, 250.0);
     let mut s = header(x0 + pw + 190.0, y0 + 50.0, title);
     let (lo, hi) = range(series.iter().flat_map(|(_, m, e)| m.iter().zip(e).flat_map(|(a, b)| [a - b, a + b])));
+    let (lo, hi) = axis(&mut s, (x0, y0, pw, ph), (lo, hi), ylabel);
     let y = |v: f64| y0 - ph * (v - lo) / (hi - lo);
     let nx = xlabels.len().max(2);
     let x = |k: usize| x0 + 30.0 + (pw - 60.0) * k as f64 / (nx - 1) as f64;
-    axis(&mut s, (x0, y0, pw, ph), (lo, hi), ylabel);
     for (k, l) in xlabels.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -238,20 +347,55 @@ pub fn error_lines(xlabels: &[String], series: &[(String, Vec<f64>, Vec<f64>)], 
             );
             let _ = writeln!(s, "<circle cx=\"{}\" cy=\"{}\" r=\"3.5\" fill=\"{c}\"/>", x(k), y(*m));
         }
-        let ly = 50.0 + 18.0 * i as f64;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{c}\" stroke-width=\"2\"/>",
-            x0 + pw + 15.0,
-            x0 + pw + 35.0
-        );
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" font-size=\"11\" {FONT}>{}</text>",
-            x0 + pw + 40.0,
-            ly + 4.0,
-            esc(name)
-        );
+        legend_entry(&mut s, x0 + pw + 15.0, 50.0 + 18.0 * i as f64, c, name);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Curves over a numeric x axis with shaded bands: one series per name, `means[k] ±
+/// sems[k]` at `xs[k]` (a point whose mean is not finite is skipped; the band covers the
+/// points with a finite SEM). Both axes have round ticks and labels (give units).
+pub fn band_lines(
+    xs: &[f64],
+    series: &[(String, Vec<f64>, Vec<f64>)],
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+) -> String {
+    let (x0, y0, pw, ph) = (80.0, 300.0, 380.0, 250.0);
+    let mut s = header(x0 + pw + 230.0, y0 + 60.0, title);
+    let (lo, hi) = range(series.iter().flat_map(|(_, m, e)| {
+        m.iter().zip(e).flat_map(|(a, b)| if b.is_finite() { [a - b, a + b] } else { [*a, *a] })
+    }));
+    let (lo, hi) = axis(&mut s, (x0, y0, pw, ph), (lo, hi), ylabel);
+    let (xmin, xmax) =
+        xs.iter().filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (xlo, xhi) = x_axis(&mut s, (x0, y0, pw, ph), (xmin, xmax), xlabel);
+    let x = |v: f64| x0 + pw * (v - xlo) / (xhi - xlo);
+    let y = |v: f64| y0 - ph * (v - lo) / (hi - lo);
+    for (i, (name, means, sems)) in series.iter().enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let pts: Vec<(f64, f64, f64)> = xs
+            .iter()
+            .zip(means.iter().zip(sems))
+            .filter(|(xv, (m, _))| xv.is_finite() && m.is_finite())
+            .map(|(xv, (m, e))| (*xv, *m, *e))
+            .collect();
+        let banded: Vec<&(f64, f64, f64)> = pts.iter().filter(|p| p.2.is_finite()).collect();
+        if banded.len() > 1 {
+            let upper = banded.iter().map(|p| format!("{},{}", x(p.0), y(p.1 + p.2)));
+            let lower = banded.iter().rev().map(|p| format!("{},{}", x(p.0), y(p.1 - p.2)));
+            let _ = writeln!(
+                s,
+                "<polygon points=\"{}\" fill=\"{c}\" fill-opacity=\"0.15\" stroke=\"none\"/>",
+                upper.chain(lower).collect::<Vec<_>>().join(" ")
+            );
+        }
+        let line: Vec<String> = pts.iter().map(|p| format!("{},{}", x(p.0), y(p.1))).collect();
+        let _ =
+            writeln!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.8\"/>", line.join(" "));
+        legend_entry(&mut s, x0 + pw + 15.0, 50.0 + 17.0 * i as f64, c, name);
     }
     s.push_str("</svg>\n");
     s
@@ -273,5 +417,42 @@ mod tests {
         let l = error_lines(&["1".into(), "2".into()], &[("x".into(), vec![1.0, 0.5], vec![0.1, 0.1])], "l", "d");
         assert_eq!(l.matches("<polyline").count(), 1);
         assert!(!l.contains("NaN") && !b.contains("NaN"));
+        let m = boxplot_marked(
+            &[("a".into(), vec![0.2, 0.3]), ("b".into(), vec![0.4])],
+            &[Some((0.5, 0.5)), Some((0.1, 0.3))],
+            "study",
+            "m",
+            "rad",
+        );
+        assert_eq!(m.matches("<path").count(), 2, "legend and one diamond");
+        assert!(m.contains(">study</text>") && m.contains(">0.5</text>"), "the mark widens the range to 0.5: {m}");
+        let c = band_lines(
+            &[0.0, 0.5, 1.0],
+            &[("g".into(), vec![0.3, 0.2, f64::NAN], vec![0.01, f64::NAN, 0.01])],
+            "c",
+            "progress",
+            "rad",
+        );
+        assert!(!c.contains("NaN") && c.contains(">progress</text>"));
+        assert_eq!(c.matches("<polygon").count(), 0, "one banded point only: no band");
+    }
+
+    /// Ticks are round (1, 2, 2.5 or 5 times a power of ten), cover the range, and are few.
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        for (lo, hi) in [(0.0, 1.0), (0.013, 0.087), (0.27, 0.61), (-3.0, 12.0), (5.0, 5.0), (0.0, 29.0), (1e-4, 3e-4)]
+        {
+            let t = nice_ticks(lo, hi);
+            assert!((3..=10).contains(&t.len()), "{lo}..{hi}: {t:?}");
+            assert!(t[0] <= lo + 1e-12 && *t.last().unwrap() >= hi - 1e-12, "{lo}..{hi}: {t:?}");
+            let step = t[1] - t[0];
+            let mantissa = step / 10f64.powf(step.log10().floor());
+            assert!([1.0, 2.0, 2.5, 5.0].iter().any(|m| (m - mantissa).abs() < 1e-6), "{lo}..{hi}: step {step}");
+            assert!(t.iter().all(|v| ((v / step).round() - v / step).abs() < 1e-6), "{lo}..{hi}: {t:?}");
+        }
+        assert_eq!(nice_ticks(0.27, 0.61), vec![0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65]);
+        assert_eq!(tick_label(0.25, &[0.25, 0.5]), "0.25");
+        assert_eq!(tick_label(2.0, &[0.0, 2.0, 4.0]), "2");
+        assert_eq!(tick_label(0.00015, &nice_ticks(1e-4, 3e-4)), "0.00015");
     }
 }
