@@ -386,6 +386,19 @@ fn statistics_follow_their_definitions() {
         assert!((cell(&s.student, &key, "t") - st.t).abs() < 1e-9 && cell(&s.student, &key, "df") == st.df);
         assert!((cell(&s.welch, &key, "t") - we.t).abs() < 1e-9 && (cell(&s.welch, &key, "df") - we.df).abs() < 1e-9);
         assert!(cell(&s.student, &key, "q") >= cell(&s.student, &key, "p"));
+        // Separation: controls (here untrained) against the pretrained groups, and η² over groups.
+        let sep = [("metric", metric)];
+        let d = dynsim_query::stats::cohen_d(&untrained, &partial).expect("d");
+        assert!((cell(&s.separation, &sep, "cohen_d") - d).abs() < 1e-12);
+        let by_group = |g: &str| -> Vec<f64> { values(&to_master, metric, &[g]).iter().map(|x| x.0).collect() };
+        let eta = dynsim_query::stats::eta_squared(&[
+            by_group("untrained"),
+            by_group("pretrain_basic_frozen"),
+            by_group("pretrain_anti_frozen"),
+        ])
+        .expect("eta");
+        assert!((cell(&s.separation, &sep, "eta2") - eta).abs() < 1e-12);
+        assert_eq!((cell(&s.separation, &sep, "n_controls"), cell(&s.separation, &sep, "n_pretrained")), (2.0, 4.0));
         // Over learning on the pretrained share: every non-master checkpoint.
         let curve = values(&over, metric, &["untrained", "pretrain_basic_frozen", "pretrain_anti_frozen"]);
         let share: Vec<f64> =
@@ -397,4 +410,116 @@ fn statistics_follow_their_definitions() {
         let fit = linear_regression(&progress, &y).expect("fit");
         assert!((cell(&s.on_progress, &[("metric", metric)], "slope") - fit.slope).abs() < 1e-12);
     }
+}
+
+/// The report on a tiny study in both analyses: its sections, the study table's cells against
+/// values computed here from the comparison frames (mean ± SEM on the study's scale), the
+/// training table against the checkpoints, and every figure written and linked.
+#[test]
+fn report_tables_match_the_frames_and_every_figure_is_written() {
+    use dynsim_query::MetricSpec;
+    use dynsim_testcases::compositional::report::{
+        sections, study_value, write_report, AnalysisOutcome, Setup, StudyRow,
+    };
+    use dynsim_testcases::compositional::{comparison, summarize, Kind};
+    let groups =
+        [Group::Master, Group::Untrained, Group::MasterFrozen, Group::PretrainBasicFrozen, Group::PretrainFrozen];
+    let (tmp, store, all) = recorded_study(&groups, 2);
+    let runs: Vec<&Run> = all.iter().collect();
+    record_runs(&runs, &store, Analysis::Repal, 8, &mut |_, _, _| {}).expect("record repal");
+    let metrics = vec![MetricSpec::parse("procrustes").expect("spec"), MetricSpec::parse("cka").expect("spec")];
+    let outcomes: Vec<AnalysisOutcome> = [Analysis::Intended, Analysis::Repal]
+        .into_iter()
+        .map(|analysis| {
+            let frame = |kind| {
+                comparison(&store, kind, &runs, analysis, 8, &metrics)
+                    .expect("comparison")
+                    .collect_with(Default::default())
+                    .expect("collect")
+                    .frame
+            };
+            let (to_master, matrix, over_learning) =
+                (frame(Kind::ToMaster), frame(Kind::Matrix), frame(Kind::OverLearning));
+            let summary = summarize(&to_master, &over_learning).expect("summary");
+            AnalysisOutcome { analysis, to_master, matrix, over_learning, summary }
+        })
+        .collect();
+    let setup =
+        Setup { preset: Preset::Tiny, seeds: 2, init: Init::Shared, trials: 8, runs: &runs, store_root: store.root() };
+    let secs = sections(&setup, &outcomes).expect("sections");
+    let titles: Vec<&str> = secs.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(titles.len(), 2 + 2 * 3, "{titles:?}");
+    assert!(titles[2].contains("intended") && titles[5].contains("repal"), "{titles:?}");
+
+    // The study table: CKA in the intended and repal columns, on the study's scale.
+    let study = &secs[1];
+    let col = |name: &str| {
+        study.columns.iter().position(|c| c == name).unwrap_or_else(|| panic!("{name}: {:?}", study.columns))
+    };
+    let row = |g: &str| study.rows.iter().find(|r| r[0] == "rnn" && r[1] == g).unwrap_or_else(|| panic!("{g}"));
+    let direct = |o: &AnalysisOutcome, metric: &str, groups: &[&str]| -> (f64, f64) {
+        let df = &o.to_master;
+        let (m, g, v) =
+            (df.column("metric").expect("m"), df.column("left_group").expect("g"), df.column("value").expect("v"));
+        let (m, g, v) = (m.str().expect("s"), g.str().expect("s"), v.f64().expect("f"));
+        let x: Vec<f64> = (0..df.height())
+            .filter(|&i| m.get(i) == Some(metric) && groups.contains(&g.get(i).unwrap_or_default()))
+            .map(|i| v.get(i).expect("value") * std::f64::consts::FRAC_2_PI)
+            .collect();
+        let n = x.len() as f64;
+        let mean = x.iter().sum::<f64>() / n;
+        (mean, (x.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt())
+    };
+    for (k, o) in outcomes.iter().enumerate() {
+        let name = format!("CKA {} (angle/(π/2))", o.analysis.name());
+        for (g, label) in [("untrained", "untrained"), ("pretrain_frozen", "full (pretrain_frozen)")] {
+            let (mean, sem) = direct(o, "cka", &[g]);
+            assert_eq!(row(label)[col(&name)], format!("{mean:.3} ± {sem:.3}"), "{g}, analysis {k}");
+        }
+        // partial pools the one- and two-task groups; here only pretrain_basic_frozen.
+        let (mean, sem) = direct(o, "cka", &["pretrain_basic_frozen"]);
+        let one = format!("{:.3}", mean);
+        assert_eq!(row("partial")[col(&name)], format!("{mean:.3} ± {sem:.3} ({one}–{one})"));
+    }
+    assert_eq!(
+        row("untrained")[col("CKA study")],
+        format!("{:.3}", study_value("rnn", "cka", StudyRow::Untrained).expect("v").0)
+    );
+    assert_eq!(row("partial")[col("DSA study")], "0.292–0.367");
+    assert_eq!(row("untrained")[col("DSA intended (rad)")], "–", "no DSA computed");
+
+    // The training table: final accuracy of master against its last checkpoints.
+    let training = &secs[0];
+    let master = training.rows.iter().find(|r| r[1] == "master").expect("master row");
+    assert_eq!(master[2], "2");
+    // The tiny preset trains 3 epochs per phase (its accuracy never reaches the stopping rule).
+    assert_eq!((master[4].as_str(), master[5].as_str()), ("0.0", "3.0"), "{master:?}");
+    let full = training.rows.iter().find(|r| r[1] == "pretrain_frozen").expect("full row");
+    assert_eq!((full[4].as_str(), full[5].as_str()), ("3.0", "3.0"), "{full:?}");
+    let finals: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.group == Group::Master)
+        .map(|r| {
+            let last = dynsim_nets::train::checkpoints(&r.dir(store.root())).expect("list").pop().expect("last");
+            checkpoint::read_meta(&last).expect("meta").expect("meta").accuracy[0].1
+        })
+        .collect();
+    let m = (finals[0] + finals[1]) / 2.0;
+    assert!(master[3].starts_with(&format!("{m:.3} ± ")), "{master:?} vs {finals:?}");
+
+    // Files: every figure written and linked from report.md.
+    let out = tmp.path().join("report");
+    let files = write_report(&out, &setup, &outcomes).expect("write");
+    let md = std::fs::read_to_string(out.join("report.md")).expect("md");
+    let svgs: Vec<&std::path::PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")).collect();
+    // training + per analysis and metric: box plot, matrix, curves (RNN only)
+    assert_eq!(svgs.len(), 1 + 2 * 2 * 3);
+    for f in svgs {
+        let name = f.file_name().expect("name").to_string_lossy().into_owned();
+        assert!(md.contains(&format!("]({name})")), "{name} not linked");
+        let text = std::fs::read_to_string(f).expect("svg");
+        assert!(text.starts_with("<svg") && !text.contains("NaN"), "{name}");
+    }
+    let boxes = std::fs::read_to_string(out.join("intended_rnn_cka_to_master.svg")).expect("box plot");
+    assert!(boxes.contains("the study"), "the study's values are marked");
 }

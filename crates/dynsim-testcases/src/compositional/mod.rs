@@ -17,6 +17,7 @@ pub mod comparisons;
 pub mod groups;
 pub mod plan;
 pub mod recording;
+pub mod report;
 pub mod summary;
 pub mod training;
 
@@ -24,7 +25,7 @@ pub use comparisons::{comparison, study_metrics, Kind};
 pub use dynsim_query::Shard;
 pub use groups::{Group, Pool};
 pub use plan::{plan, select, ArchChoice, Configuration, Init, Preset, Run, Schedule};
-pub use recording::{record_runs, Analysis, RecordReport};
+pub use recording::{record_runs, unrecorded, Analysis, RecordReport};
 pub use summary::{summarize, Summary};
 pub use training::{train_runs, TrainEvent, TrainReport};
 

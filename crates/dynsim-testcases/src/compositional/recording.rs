@@ -179,6 +179,30 @@ pub fn record_runs(
     Ok(report)
 }
 
+/// The runs of `runs` whose training checkpoints are not all recorded with this analysis and
+/// number of trials (a run that is not finished counts as not recorded). Reads the run folders'
+/// listings and the catalogue only: the check before comparing in a separate step.
+pub fn unrecorded<'r>(
+    runs: &[&'r Run],
+    store: &Store,
+    analysis: Analysis,
+    trials: usize,
+) -> Result<Vec<&'r Run>, CompositionalError> {
+    let done = recorded(store, analysis, trials)?;
+    let mut out = Vec::new();
+    for run in runs {
+        let complete = match train_checkpoints(run, store.root()) {
+            Ok(paths) => (0..paths.len()).all(|epoch| done.contains(&(run.id(), epoch as i64))),
+            Err(CompositionalError::Train { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !complete {
+            out.push(*run);
+        }
+    }
+    Ok(out)
+}
+
 /// `[trials, time, units]` C-order values as `[time, trials, units]`.
 fn time_major(values: &[f32], [b, t, u]: [usize; 3]) -> (Vec<f32>, [usize; 3]) {
     let mut out = Vec::with_capacity(values.len());
