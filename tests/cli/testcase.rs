@@ -145,15 +145,29 @@ fn compositional_tiny_end_to_end_sharded_and_after_sigkill() {
     let w = whole.display().to_string();
     let v = run(&[], &w);
     assert_eq!((v["runs"].as_u64(), v["trained"].as_u64(), v["skipped"].as_u64()), (Some(11), Some(11), Some(0)));
-    let rows = v["to_master"].as_array().expect("rows");
+    let rows = v["analyses"][0]["to_master"].as_array().expect("rows");
+    assert_eq!(v["analyses"][0]["analysis"], "intended");
     assert_eq!(rows.len(), 10 * 3, "10 groups other than master x 3 metrics");
     assert!(rows.iter().all(|r| r["mean_rad"].as_f64().is_some_and(|x| x.is_finite() && x >= 0.0)), "{v}");
+    // The report: report.md links every figure written, and gives the study's values.
+    let report = std::fs::read_to_string(tmp.path().join("compositional-report/report.md")).expect("report.md");
+    let figures: Vec<String> = std::fs::read_dir(tmp.path().join("compositional-report"))
+        .expect("report folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".svg"))
+        .collect();
+    // training accuracy + per metric: box plot, matrix, over-learning curves
+    assert_eq!((figures.len() as u64, v["figures"].as_u64()), (1 + 3 * 3, Some(1 + 3 * 3)), "{figures:?}");
+    for f in &figures {
+        assert!(report.contains(&format!("]({f})")), "report.md does not link {f}");
+    }
+    assert!(report.contains("| rnn | untrained |") && report.contains("0.607"), "{report}");
     let again = run(&[], &w);
     assert_eq!(
         (again["trained"].as_u64(), again["recorded"].as_u64(), again["computed"].as_u64()),
         (Some(0), Some(0), Some(0))
     );
-    assert_eq!(again["to_master"], v["to_master"]);
+    assert_eq!(again["analyses"], v["analyses"]);
 
     // Two shards, then the comparisons: the same runs, the same numbers.
     let sharded = tmp.path().join("sharded");
@@ -164,7 +178,7 @@ fn compositional_tiny_end_to_end_sharded_and_after_sigkill() {
     assert_eq!((na + nb, a["skipped"].as_u64(), b["skipped"].as_u64()), (11, Some(0), Some(0)), "{a} {b}");
     let c = run(&[], &s);
     assert_eq!((c["trained"].as_u64(), c["recorded"].as_u64()), (Some(0), Some(0)), "{c}");
-    assert_eq!(c["to_master"], v["to_master"]);
+    assert_eq!(c["analyses"], v["analyses"]);
     assert_eq!(run_files(&sharded), run_files(&whole));
 
     // SIGKILL once a few runs have checkpoints, then the same command again.
@@ -191,6 +205,96 @@ fn compositional_tiny_end_to_end_sharded_and_after_sigkill() {
     assert!(killed_early, "the run finished before it could be killed");
     let r = run(&[], &k);
     assert!(r["trained"].as_u64().expect("trained") >= 1, "{r}");
-    assert_eq!(r["to_master"], v["to_master"]);
+    assert_eq!(r["analyses"], v["analyses"]);
     assert_eq!(run_files(&killed), run_files(&whole));
+}
+
+/// A stand-in for `sbatch`: runs each job (each array task in turn) at once, with the
+/// variables SLURM sets, writing its output where `--output` says; prints a job id. A job
+/// that fails makes the submission fail.
+const FAKE_SBATCH: &str = r#"#!/usr/bin/env bash
+array=""; out=""; wrap=""
+for a in "$@"; do
+  case $a in
+    --array=*) array=${a#--array=};;
+    --output=*) out=${a#--output=};;
+    --wrap=*) wrap=${a#--wrap=};;
+  esac
+done
+id=$((1000 + RANDOM))
+if [[ -n "$array" ]]; then
+  for i in $(seq "${array%-*}" "${array#*-}"); do
+    o=${out//%A/$id}; o=${o//%a/$i}
+    SLURM_ARRAY_TASK_ID=$i SLURM_CPUS_PER_TASK=1 bash -c "$wrap" > "$o" 2>&1 || { cat "$o" >&2; exit 1; }
+  done
+else
+  o=${out//%j/$id}
+  bash -c "$wrap" > "$o" 2>&1 || { cat "$o" >&2; exit 1; }
+fi
+echo "$id"
+"#;
+
+/// The example SLURM script end to end with a stand-in `sbatch`: three training tasks, two
+/// comparison tasks, then the collecting job, which trains, records and computes nothing
+/// (every run, recording and pair came from the arrays) and writes the report. The
+/// comparison step refuses to run before the runs are trained.
+#[test]
+fn slurm_script_trains_compares_and_collects_in_shards() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fake = tmp.path().join("sbatch");
+    std::fs::write(&fake, FAKE_SBATCH).expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let store = tmp.path().join("store");
+    let opts = ["--preset", "tiny", "--arch", "rnn", "--trials", "8"];
+
+    // Comparing before training names what is missing and computes nothing.
+    let mut early = vec!["testcase", "compositional", "--step", "compare", "--store"];
+    let s = store.display().to_string();
+    early.push(&s);
+    early.extend(opts);
+    let out = super::store::run(&early, tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("11 of 11 runs are not trained and recorded"), "{err}");
+    assert!(err.contains("--step train"), "{err}");
+
+    let script = super::root().join("crates/dynsim-cli/slurm/compositional.sh");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&script).arg(&store).args(["3", "2", "--"]).args(opts);
+    cmd.env("SBATCH", &fake).env("DYNSIM", env!("CARGO_BIN_EXE_dynsim")).current_dir(tmp.path());
+    let out = cmd.output().expect("run the script");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("training array") && stdout.contains("(3 tasks)"), "{stdout}");
+    let logs: Vec<(String, String)> = std::fs::read_dir(store.join("slurm-logs"))
+        .expect("logs")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            (p.file_name().expect("name").to_string_lossy().into_owned(), std::fs::read_to_string(&p).expect("log"))
+        })
+        .collect();
+    let of =
+        |prefix: &str| logs.iter().filter(|(n, _)| n.starts_with(prefix)).map(|(_, t)| t.clone()).collect::<Vec<_>>();
+    let (train, compare, collect) = (of("train-"), of("compare-"), of("collect-"));
+    assert_eq!((train.len(), compare.len(), collect.len()), (3, 2, 1), "{logs:?}");
+    let trained: usize = train
+        .iter()
+        .map(|t| {
+            let n = t.split(" runs trained").next().and_then(|h| h.rsplit(' ').next()).expect("count");
+            n.parse::<usize>().expect("number")
+        })
+        .sum();
+    assert_eq!(trained, 11, "the training shards partition the runs: {train:?}");
+    let computed: Vec<usize> = compare
+        .iter()
+        .map(|t| {
+            let n = t.split(" pairs x metrics computed").next().and_then(|h| h.rsplit(' ').next()).expect("count");
+            n.parse().expect("number")
+        })
+        .collect();
+    assert!(computed.iter().all(|c| *c > 0), "each comparison shard computes its share: {compare:?}");
+    let c = &collect[0];
+    assert!(c.contains("11 runs (0 trained now, 11 already finished)"), "{c}");
+    assert!(c.contains(" 0 recordings added") && c.contains(" 0 pairs x metrics computed"), "{c}");
+    assert!(store.join("compositional-report/report.md").exists(), "{c}");
 }

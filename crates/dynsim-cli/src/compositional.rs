@@ -18,9 +18,10 @@ use clap::Args;
 use dynsim_query::polars::prelude::*;
 use dynsim_query::CollectOptions;
 use dynsim_store::Store;
+use dynsim_testcases::compositional::report::{write_report, AnalysisOutcome, Setup};
 use dynsim_testcases::compositional::{
-    comparison, plan, record_runs, select, study_metrics, summarize, train_runs, Analysis, ArchChoice, Group, Init,
-    Kind, Preset, Run, Shard, TrainEvent,
+    comparison, plan, record_runs, select, study_metrics, summarize, train_runs, unrecorded, Analysis, ArchChoice,
+    Group, Init, Kind, Preset, RecordReport, Run, Shard, TrainEvent, TrainReport,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -46,8 +47,8 @@ pub struct CompositionalArgs {
     /// study) or shared (every group starts from master's initial network).
     #[arg(long, default_value = "independent")]
     init: String,
-    /// intended (stimulus period, trials x time x units) or repal (the study's code: steps
-    /// 0..200, time-major).
+    /// intended (stimulus period, trials x time x units), repal (the study's code: steps
+    /// 0..200, time-major) or both (recorded, compared and reported side by side).
     #[arg(long, default_value = "intended")]
     analysis: String,
     /// Test trials recorded per checkpoint (default: 16 for tiny, 200 otherwise, the study's).
@@ -56,11 +57,22 @@ pub struct CompositionalArgs {
     /// Networks trained at once, one thread each (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Train and record only shard i of n (0-based) of the runs, then stop.
+    /// Which steps: train (train and record the runs), compare (the comparisons; every run
+    /// must be trained and recorded) or all (train, record, compare, statistics and report).
+    #[arg(long, default_value = "all")]
+    step: String,
+    /// Shard i of n (0-based): with --step train (or all) train and record only this shard's
+    /// runs, then stop; with --step compare compute only this shard's pairs. A SLURM array
+    /// runs one shard per task; then the command without --shard collects (see
+    /// crates/dynsim-cli/slurm/compositional.sh).
     #[arg(long)]
     shard: Option<String>,
     #[command(flatten)]
     store: StoreArg,
+    /// Folder for the report: report.md and its SVG figures (box plots by group with the
+    /// study's values, group x group matrices, over-learning curves, training accuracy).
+    #[arg(long, default_value = "compositional-report")]
+    out: std::path::PathBuf,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -71,7 +83,10 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
     let preset = Preset::parse(&a.preset)?;
     let arch = ArchChoice::parse(&a.arch)?;
     let init = Init::parse(&a.init)?;
-    let analysis = Analysis::parse(&a.analysis)?;
+    let analyses = match a.analysis.as_str() {
+        "both" => vec![Analysis::Intended, Analysis::Repal],
+        other => vec![Analysis::parse(other).map_err(|e| anyhow::anyhow!("{e}, or both"))?],
+    };
     let seeds = a.seeds.unwrap_or(if preset == Preset::Small { 3 } else { 1 });
     let trials = a.trials.unwrap_or(if preset == Preset::Tiny { 16 } else { dynsim_nets::record::DEFAULT_TRIALS });
     if trials == 0 {
@@ -82,8 +97,16 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
         Some(s) => s.parse::<Shard>()?,
         None => Shard::ALL,
     };
+    let (train_step, compare_step) = match a.step.as_str() {
+        "train" => (true, false),
+        "compare" => (false, true),
+        "all" => (true, shard == Shard::ALL),
+        other => bail!("--step {other}: give train, compare or all"),
+    };
     let runs = plan(preset, arch, seeds, init)?;
-    let mine: Vec<&Run> = select(&shard, &runs);
+    let every: Vec<&Run> = runs.iter().collect();
+    // Training shards split the runs; comparison shards split the pairs of every run.
+    let mine: Vec<&Run> = if train_step { select(&shard, &runs) } else { every.clone() };
     let (store, created) = Store::open_or_init(&a.store.store)?;
     if created {
         eprintln!("created a new store in {}", a.store.store.display());
@@ -91,13 +114,183 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
     let cancel = cancel_on_signal()?;
     let t0 = Instant::now();
 
+    let (trained, recorded, [seconds_train, seconds_record]) = if train_step {
+        train_and_record(&mine, &store, &analyses, trials, threads, &cancel)?
+    } else {
+        (TrainReport::default(), RecordReport::default(), [0.0, 0.0])
+    };
+    if train_step {
+        if shard != Shard::ALL || !compare_step {
+            let msg = format!(
+                "{}{} runs trained ({} already finished), {} recordings added ({} already stored); \
+                 once every shard has finished, run --step compare (or this command without --step and --shard)",
+                if shard == Shard::ALL { String::new() } else { format!("shard {}/{}: ", shard.index, shard.count) },
+                trained.trained.len(),
+                trained.skipped.len(),
+                recorded.added,
+                recorded.present
+            );
+            return if a.json {
+                println(&json!({"step": "train", "shard": [shard.index, shard.count], "trained": trained.trained.len(), "skipped": trained.skipped.len(), "recorded": recorded.added, "present": recorded.present}).to_string())
+            } else {
+                println(&msg)
+            };
+        }
+    } else {
+        for analysis in &analyses {
+            let missing = unrecorded(&every, &store, *analysis, trials)?;
+            if let Some(first) = missing.first() {
+                bail!(
+                    "{} of {} runs are not trained and recorded ({} analysis, {trials} trials), e.g. {} {} seed {} ({}): \
+                     run --step train first (every shard of it)",
+                    missing.len(),
+                    every.len(),
+                    analysis.name(),
+                    first.configuration.name(),
+                    first.group.name(),
+                    first.seed,
+                    first.dir(store.root()).display()
+                );
+            }
+        }
+    }
+
+    // 3. Comparisons and statistics, per analysis.
+    let metrics = study_metrics()?;
+    let (mut computed, mut cached) = (0, 0);
+    let mut outcomes = Vec::new();
+    for analysis in &analyses {
+        let mut frames = Vec::new();
+        for (kind, name) in
+            [(Kind::ToMaster, "to master"), (Kind::Matrix, "group x group"), (Kind::OverLearning, "over learning")]
+        {
+            let mut pb = PairBar::new(&format!("{name} ({})", analysis.name()), "planning");
+            let c = comparison(&store, kind, &every, *analysis, trials, &metrics)?.shard(shard);
+            let out =
+                c.collect_with(CollectOptions { progress: Some(&mut |p| pb.on(p)), cancel: Some(cancel.clone()) })?;
+            pb.finish();
+            if out.cancelled {
+                eprintln!("{INTERRUPTED}");
+                std::process::exit(130);
+            }
+            computed += out.computed;
+            cached += out.cached;
+            frames.push(out.frame);
+        }
+        let over_learning = frames.pop().unwrap_or_default();
+        let matrix = frames.pop().unwrap_or_default();
+        let to_master = frames.pop().unwrap_or_default();
+        if shard == Shard::ALL {
+            let summary = summarize(&to_master, &over_learning)?;
+            outcomes.push(AnalysisOutcome { analysis: *analysis, to_master, matrix, over_learning, summary });
+        }
+    }
+    if shard != Shard::ALL {
+        let msg = format!(
+            "shard {}/{} of the comparisons: {computed} pairs x metrics computed, {cached} cached; once every shard \
+             has finished, run this command without --step and --shard for the statistics and the report",
+            shard.index, shard.count
+        );
+        return if a.json {
+            println(&json!({"step": "compare", "shard": [shard.index, shard.count], "computed": computed, "cached": cached}).to_string())
+        } else {
+            println(&msg)
+        };
+    }
+    // 4. Report: figures and report.md.
+    let setup = Setup { preset, seeds, init, trials, runs: &mine, store_root: store.root() };
+    let files = write_report(&a.out, &setup, &outcomes)?;
+    let seconds = t0.elapsed().as_secs_f64();
+
+    if a.json {
+        let mut per = Vec::new();
+        for o in &outcomes {
+            let rows = summary_rows(&o.summary.by_group)?;
+            per.push(json!({
+                "analysis": o.analysis.name(),
+                "to_master": rows.iter().map(|r| json!({"family": r.family, "metric": r.metric, "group": r.group, "n": r.n, "mean_rad": r.mean, "sem_rad": r.sem})).collect::<Vec<_>>(),
+                "by_pool": frame_json(&o.summary.by_pool)?,
+                "student": frame_json(&o.summary.student)?,
+                "welch": frame_json(&o.summary.welch)?,
+                "separation": frame_json(&o.summary.separation)?,
+                "over_learning_on_share": frame_json(&o.summary.on_share)?,
+                "over_learning_on_progress": frame_json(&o.summary.on_progress)?,
+            }));
+        }
+        return println(
+            &json!({
+                "preset": preset.name(), "seeds": seeds, "trials": trials,
+                "runs": runs.len(), "trained": trained.trained.len(), "skipped": trained.skipped.len(),
+                "recorded": recorded.added, "present": recorded.present,
+                "computed": computed, "cached": cached,
+                "seconds": {"train": seconds_train, "record": seconds_record, "total": seconds},
+                "report": a.out.join("report.md"), "figures": files.len() - 1,
+                "analyses": per,
+            })
+            .to_string(),
+        );
+    }
+    println(&format!(
+        "compositional ({} preset): {} runs ({} trained now, {} already finished) in {seconds_train:.0} s; \
+         {} recordings added ({} already stored) in {seconds_record:.0} s; {computed} pairs x metrics computed, {cached} cached; total {seconds:.0} s",
+        preset.name(),
+        runs.len(),
+        trained.trained.len(),
+        trained.skipped.len(),
+        recorded.added,
+        recorded.present
+    ))?;
+    for o in &outcomes {
+        let stats = &o.summary;
+        println(&format!(
+            "\n[{} analysis] dissimilarity to master (final networks; mean ± SEM over configurations and seeds; radians, and angle/(π/2) as the study reports CKA and Procrustes)",
+            o.analysis.name()
+        ))?;
+        println(&format!("{:<8} {:<12} {:<28} {:>4} {:>18} {:>8}", "family", "metric", "group", "n", "rad", "/(π/2)"))?;
+        for r in &summary_rows(&stats.by_group)? {
+            let study = if r.metric == "dsa" {
+                String::from("-")
+            } else {
+                format!("{:.3}", r.mean / std::f64::consts::FRAC_PI_2)
+            };
+            let sem = r.sem.map_or("-".to_string(), |s| format!("{s:.3}"));
+            println(&format!(
+                "{:<8} {:<12} {:<28} {:>4} {:>9.3} ± {sem:<6} {study:>8}",
+                r.family, r.metric, r.group, r.n, r.mean
+            ))?;
+        }
+        println("\nbetween pools (the six one- and two-task groups pooled as partial): Student's t-test (the study's) and Welch's, Benjamini-Hochberg q over all tests")?;
+        println(&format!("{}", stats.student))?;
+        println(&format!("{}", stats.welch))?;
+        println("\nseparation of the groups (controls: untrained and master_frozen; Cohen's d against the pretrained groups, η² over the ten groups)")?;
+        println(&format!("{}", stats.separation))?;
+        println(
+            "\nover learning: dissimilarity to master regressed on the share of pretrained tasks, and on progress",
+        )?;
+        println(&format!("{}", stats.on_share))?;
+        println(&format!("{}", stats.on_progress))?;
+    }
+    println(&format!("\nreport: {} ({} figures)", a.out.join("report.md").display(), files.len() - 1))
+}
+
+/// Trains `runs` (one thread per network, `threads` at once) and records their checkpoints in
+/// every analysis, with progress bars; exits with 130 when interrupted.
+fn train_and_record(
+    runs: &[&Run],
+    store: &Store,
+    analyses: &[Analysis],
+    trials: usize,
+    threads: usize,
+    cancel: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(TrainReport, RecordReport, [f64; 2])> {
     // 1. Training: a bar over runs, its message the latest batch.
-    let bar = ProgressBar::new(mine.len() as u64).with_style(
+    let t0 = Instant::now();
+    let bar = ProgressBar::new(runs.len() as u64).with_style(
         ProgressStyle::with_template("training {pos}/{len} runs {wide_bar} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let last_msg = Mutex::new(Instant::now());
-    let trained = train_runs(&mine, store.root(), threads, &cancel, &|e| match e {
+    let trained = train_runs(runs, store.root(), threads, cancel, &|e| match e {
         TrainEvent::Skipped(_) | TrainEvent::Finished(_) => bar.inc(1),
         TrainEvent::Started(_) => {}
         TrainEvent::Batch(run, p) => {
@@ -123,113 +316,35 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
         std::process::exit(130);
     }
 
-    // 2. Recording.
-    let t1 = Instant::now();
-    let bar = ProgressBar::new(mine.len() as u64).with_style(
-        ProgressStyle::with_template("recording {pos}/{len} runs {wide_bar} {msg}")
+    // 2. Recording, per analysis.
+    let mut recorded = RecordReport::default();
+    for analysis in analyses {
+        let bar = ProgressBar::new(runs.len() as u64).with_style(
+            ProgressStyle::with_template(&format!(
+                "recording ({}) {{pos}}/{{len}} runs {{wide_bar}} {{msg}}",
+                analysis.name()
+            ))
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut current = String::new();
-    let recorded = record_runs(&mine, &store, analysis, trials, &mut |run, k, n| {
-        if run.id() != current {
-            if !current.is_empty() {
-                bar.inc(1);
-            }
-            current = run.id();
-        }
-        bar.set_message(format!("{} {} checkpoint {}/{n}", run.configuration.name(), run.group.name(), k + 1));
-    })?;
-    bar.finish_and_clear();
-    let seconds_record = t1.elapsed().as_secs_f64();
-    if shard != Shard::ALL {
-        let msg = format!(
-            "shard {}/{}: {} runs trained ({} already finished), {} recordings added ({} already stored); \
-             once every shard has finished, run this command without --shard to compare",
-            shard.index,
-            shard.count,
-            trained.trained.len(),
-            trained.skipped.len(),
-            recorded.added,
-            recorded.present
         );
-        return if a.json {
-            println(&json!({"shard": [shard.index, shard.count], "trained": trained.trained.len(), "skipped": trained.skipped.len(), "recorded": recorded.added, "present": recorded.present}).to_string())
-        } else {
-            println(&msg)
-        };
-    }
-
-    // 3. Comparisons.
-    let metrics = study_metrics()?;
-    let mut outcomes = Vec::new();
-    for (kind, name) in
-        [(Kind::ToMaster, "to master"), (Kind::Matrix, "group x group"), (Kind::OverLearning, "over learning")]
-    {
-        let mut pb = PairBar::new(name, "planning");
-        let c = comparison(&store, kind, &mine, analysis, trials, &metrics)?;
-        let out = c.collect_with(CollectOptions { progress: Some(&mut |p| pb.on(p)), cancel: Some(cancel.clone()) })?;
-        pb.finish();
-        if out.cancelled {
+        let mut current = String::new();
+        let r = record_runs(runs, store, *analysis, trials, &mut |run, k, n| {
+            if run.id() != current {
+                if !current.is_empty() {
+                    bar.inc(1);
+                }
+                current = run.id();
+            }
+            bar.set_message(format!("{} {} checkpoint {}/{n}", run.configuration.name(), run.group.name(), k + 1));
+        })?;
+        bar.finish_and_clear();
+        recorded.added += r.added;
+        recorded.present += r.present;
+        if cancel.load(Ordering::SeqCst) {
             eprintln!("{INTERRUPTED}");
             std::process::exit(130);
         }
-        outcomes.push((name, out));
     }
-    let seconds = t0.elapsed().as_secs_f64();
-
-    // 4. Summary: dissimilarity to master per metric and group (master itself left out).
-    let stats = summarize(&outcomes[0].1.frame, &outcomes[2].1.frame)?;
-    let summary = &stats.by_group;
-    let computed: usize = outcomes.iter().map(|(_, o)| o.computed).sum();
-    let cached: usize = outcomes.iter().map(|(_, o)| o.cached).sum();
-    let rows = summary_rows(summary)?;
-    if a.json {
-        return println(
-            &json!({
-                "preset": preset.name(), "seeds": seeds, "analysis": analysis.name(), "trials": trials,
-                "runs": runs.len(), "trained": trained.trained.len(), "skipped": trained.skipped.len(),
-                "recorded": recorded.added, "present": recorded.present,
-                "computed": computed, "cached": cached,
-                "seconds": {"train": seconds_train, "record": seconds_record, "total": seconds},
-                "to_master": rows.iter().map(|r| json!({"model": r.model, "metric": r.metric, "group": r.group, "n": r.n, "mean_rad": r.mean, "sem_rad": r.sem})).collect::<Vec<_>>(),
-                "by_pool": frame_json(&stats.by_pool)?,
-                "student": frame_json(&stats.student)?,
-                "welch": frame_json(&stats.welch)?,
-                "over_learning_on_share": frame_json(&stats.on_share)?,
-                "over_learning_on_progress": frame_json(&stats.on_progress)?,
-            })
-            .to_string(),
-        );
-    }
-    println(&format!(
-        "compositional ({} preset, {} analysis): {} runs ({} trained now, {} already finished) in {seconds_train:.0} s; \
-         {} recordings added ({} already stored) in {seconds_record:.0} s; {computed} pairs x metrics computed, {cached} cached; total {seconds:.0} s",
-        preset.name(),
-        analysis.name(),
-        runs.len(),
-        trained.trained.len(),
-        trained.skipped.len(),
-        recorded.added,
-        recorded.present
-    ))?;
-    println("\ndissimilarity to master (final networks; mean ± SEM over configurations and seeds; radians, and angle/(π/2) as the study reports CKA and Procrustes)")?;
-    println(&format!("{:<10} {:<12} {:<28} {:>4} {:>18} {:>8}", "model", "metric", "group", "n", "rad", "/(π/2)"))?;
-    for r in &rows {
-        let study =
-            if r.metric == "dsa" { String::from("-") } else { format!("{:.3}", r.mean / std::f64::consts::FRAC_PI_2) };
-        let sem = r.sem.map_or("-".to_string(), |s| format!("{s:.3}"));
-        println(&format!(
-            "{:<10} {:<12} {:<28} {:>4} {:>9.3} ± {sem:<6} {study:>8}",
-            r.model, r.metric, r.group, r.n, r.mean
-        ))?;
-    }
-    println("\nbetween pools (the six one- and two-task groups pooled as partial): Student's t-test (the study's) and Welch's, Benjamini-Hochberg q over all tests")?;
-    println(&format!("{}", stats.student))?;
-    println(&format!("{}", stats.welch))?;
-    println("\nover learning: dissimilarity to master regressed on the share of pretrained tasks, and on progress")?;
-    println(&format!("{}", stats.on_share))?;
-    println(&format!("{}", stats.on_progress))?;
-    Ok(())
+    Ok((trained, recorded, [seconds_train, t0.elapsed().as_secs_f64() - seconds_train]))
 }
 
 /// A frame as a JSON array of row objects (numbers, text, booleans; null for missing and
@@ -254,9 +369,9 @@ fn frame_json(df: &DataFrame) -> Result<serde_json::Value> {
     Ok(serde_json::Value::Array(rows.into_iter().map(serde_json::Value::Object).collect()))
 }
 
-/// One row of the summary: dissimilarity to master of a group, per architecture and metric.
+/// One row of the summary: dissimilarity to master of a group, per family and metric.
 struct SummaryRow {
-    model: String,
+    family: String,
     metric: String,
     group: String,
     n: u32,
@@ -264,19 +379,19 @@ struct SummaryRow {
     sem: Option<f64>,
 }
 
-/// The rows of a `mean_sem_by(["left_model", "metric", "left_group"])` frame, by model,
+/// The rows of a `mean_sem_by(["family", "metric", "left_group"])` frame, by family,
 /// metric (DSA, Procrustes, CKA) and the study's group order.
 fn summary_rows(df: &DataFrame) -> Result<Vec<SummaryRow>> {
     let s = |c: &str| -> Result<Vec<String>> {
         Ok(df.column(c)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
     };
-    let (model, metric, group) = (s("left_model")?, s("metric")?, s("left_group")?);
+    let (family, metric, group) = (s("family")?, s("metric")?, s("left_group")?);
     let n: Vec<u32> = df.column("n")?.u32()?.iter().map(|v| v.unwrap_or(0)).collect();
     let mean: Vec<f64> = df.column("mean")?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     let sem: Vec<Option<f64>> = df.column("sem")?.f64()?.iter().collect();
-    let mut rows: Vec<SummaryRow> = (0..model.len())
+    let mut rows: Vec<SummaryRow> = (0..family.len())
         .map(|i| SummaryRow {
-            model: model[i].clone(),
+            family: family[i].clone(),
             metric: metric[i].clone(),
             group: group[i].clone(),
             n: n[i],
@@ -287,8 +402,8 @@ fn summary_rows(df: &DataFrame) -> Result<Vec<SummaryRow>> {
     let metric_order = |m: &str| ["dsa", "procrustes", "cka"].iter().position(|x| *x == m).unwrap_or(3);
     let group_order = |g: &str| Group::parse(g).map_or(usize::MAX, |g| g as usize);
     rows.sort_by(|a, b| {
-        (a.model.as_str(), metric_order(&a.metric), group_order(&a.group)).cmp(&(
-            b.model.as_str(),
+        (a.family.as_str(), metric_order(&a.metric), group_order(&a.group)).cmp(&(
+            b.family.as_str(),
             metric_order(&b.metric),
             group_order(&b.group),
         ))
