@@ -172,6 +172,15 @@ impl Show for Section {
     }
 }
 
+/// A whole report: its sections one after the other.
+impl Show for Vec<Section> {
+    fn bundle(&self) -> Bundle {
+        let html: String = self.iter().map(section_html).collect();
+        let text: String = self.iter().map(Section::to_markdown).collect();
+        vec![("text/html", html), ("text/plain", text)]
+    }
+}
+
 impl Show for TestA {
     fn bundle(&self) -> Bundle {
         section_a(self).bundle()
@@ -209,6 +218,7 @@ mod tests {
         shown::<Svg>();
         shown::<Figure>();
         shown::<Section>();
+        shown::<Vec<Section>>();
         shown::<TestA>();
         shown::<TestB>();
         shown::<MotifTest>();
