@@ -248,9 +248,16 @@ fn slurm_script_trains_compares_and_collects_in_shards() {
     let store = tmp.path().join("store");
     let opts = ["--preset", "tiny", "--arch", "rnn", "--trials", "8"];
 
+    // The study's reading embeds along the trials: too few trials for DSA is refused up front.
+    let s = store.display().to_string();
+    let few = ["testcase", "compositional", "--preset", "tiny", "--analysis", "both", "--trials", "8", "--store", &s];
+    let out = super::store::run(&few, tmp.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("need at least 194") && err.contains("--trials 8"), "{err}");
+    assert!(!store.exists(), "nothing is created");
+
     // Comparing before training names what is missing and computes nothing.
     let mut early = vec!["testcase", "compositional", "--step", "compare", "--store"];
-    let s = store.display().to_string();
     early.push(&s);
     early.extend(opts);
     let out = super::store::run(&early, tmp.path());

@@ -21,7 +21,7 @@ use dynsim_store::Store;
 use dynsim_testcases::compositional::report::{write_report, AnalysisOutcome, Setup};
 use dynsim_testcases::compositional::{
     comparison, plan, record_runs, select, study_metrics, summarize, train_runs, unrecorded, Analysis, ArchChoice,
-    Group, Init, Kind, Preset, RecordReport, Run, Shard, TrainEvent, TrainReport,
+    Group, Init, Kind, Preset, RecordReport, Run, Shard, TrainEvent, TrainReport, STUDY_DELAY_INTERVAL, STUDY_N_DELAYS,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -51,7 +51,8 @@ pub struct CompositionalArgs {
     /// 0..200, time-major) or both (recorded, compared and reported side by side).
     #[arg(long, default_value = "intended")]
     analysis: String,
-    /// Test trials recorded per checkpoint (default: 16 for tiny, 200 otherwise, the study's).
+    /// Test trials recorded per checkpoint (default: 16 for tiny with the intended analysis
+    /// only, 200 otherwise, the study's; the repal analysis needs at least 194).
     #[arg(long)]
     trials: Option<usize>,
     /// Networks trained at once, one thread each (default: the number of cores).
@@ -88,9 +89,23 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
         other => vec![Analysis::parse(other).map_err(|e| anyhow::anyhow!("{e}, or both"))?],
     };
     let seeds = a.seeds.unwrap_or(if preset == Preset::Small { 3 } else { 1 });
-    let trials = a.trials.unwrap_or(if preset == Preset::Tiny { 16 } else { dynsim_nets::record::DEFAULT_TRIALS });
+    let repal = analyses.contains(&Analysis::Repal);
+    let trials =
+        a.trials.unwrap_or(if preset == Preset::Tiny && !repal { 16 } else { dynsim_nets::record::DEFAULT_TRIALS });
     if trials == 0 {
         bail!("--trials must be at least 1");
+    }
+    // The study's reading stores time-major arrays that DSA reads as trials x time, so its
+    // delay embedding runs over the trials: 33 delays at interval 6 span 193 of them, and the
+    // one-step-ahead fit needs one more.
+    let span = (STUDY_N_DELAYS - 1) * STUDY_DELAY_INTERVAL + 2;
+    if repal && trials < span {
+        bail!(
+            "--analysis {}: the study's reading embeds along the trials (time-major arrays read as trials x time), and \
+             DSA's {STUDY_N_DELAYS} delays at interval {STUDY_DELAY_INTERVAL} need at least {span} of them; got --trials \
+             {trials}: give --trials {span} or more (the study used 200, the default)",
+            a.analysis
+        );
     }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     let shard = match &a.shard {

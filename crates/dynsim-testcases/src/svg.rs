@@ -109,11 +109,14 @@ pub fn heatmap(m: &ndarray::Array2<f64>, labels: &[String], title: &str) -> Stri
 /// or below `lo` to the first at or above `hi` (at least two ticks).
 pub fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo.min(hi), lo.max(hi)) } else { (0.0, 1.0) };
-    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
+    // A single value sits in the middle of a range as wide as itself (at least 1).
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - lo.abs().max(1.0) / 2.0, hi + hi.abs().max(1.0) / 2.0) };
+    let span = hi - lo;
     let mag = 10f64.powf((span / 5.0).log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|st| span / st <= 7.0).unwrap_or(10.0 * mag);
-    let first = (lo / step - 1e-9).floor();
-    let last = (hi / step + 1e-9).ceil().max(first + 1.0);
+    // A bound within rounding error of a multiple of the step is that multiple.
+    let first = (lo / step + 1e-9).floor();
+    let last = (hi / step - 1e-9).ceil().max(first + 1.0);
     // Rounded to the step's decimals, so that 0.30000000000000004 prints as 0.3.
     let f = 10f64.powi((-step.log10().floor()).max(0.0) as i32 + 1);
     (0..=(last - first) as usize).map(|k| ((first + k as f64) * step * f).round() / f).collect()
@@ -191,8 +194,9 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = if hi > lo { 0.08 * (hi - lo) } else { 0.5 * hi.abs().max(1e-3) };
-    ((lo - pad).min(if lo >= 0.0 { 0.0 } else { lo - pad }), hi + pad)
+    // Non-negative values (distances, accuracies) start at 0; a little room above the largest.
+    let pad = if hi > lo { 0.04 * (hi - lo) } else { 0.5 * hi.abs().max(1e-3) };
+    (if lo >= 0.0 { 0.0 } else { lo - pad }, hi + pad)
 }
 
 /// Box plots (median, quartiles, whiskers to min/max, points) of named groups of values.
@@ -451,6 +455,9 @@ mod tests {
             assert!(t.iter().all(|v| ((v / step).round() - v / step).abs() < 1e-6), "{lo}..{hi}: {t:?}");
         }
         assert_eq!(nice_ticks(0.27, 0.61), vec![0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65]);
+        assert_eq!(nice_ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "round bounds stay");
+        assert_eq!(nice_ticks(0.0, 0.30000000000000004), vec![0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]);
+        assert_eq!(range([0.2, 0.9].into_iter()).0, 0.0, "distances start at 0");
         assert_eq!(tick_label(0.25, &[0.25, 0.5]), "0.25");
         assert_eq!(tick_label(2.0, &[0.0, 2.0, 4.0]), "2");
         assert_eq!(tick_label(0.00015, &nice_ticks(1e-4, 3e-4)), "0.00015");

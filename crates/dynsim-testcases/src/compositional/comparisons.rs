@@ -33,12 +33,17 @@ pub enum Kind {
     OverLearning,
 }
 
+/// The study's DSA delays.
+pub const STUDY_N_DELAYS: usize = 33;
+/// The study's DSA delay interval (steps between delays).
+pub const STUDY_DELAY_INTERVAL: usize = 6;
+/// The study's DSA rank.
+pub const STUDY_RANK: usize = 50;
+
 /// The study's metric specs: `dsa:n_delays=33,delay_interval=6,rank=50`, `procrustes`, `cka`.
 pub fn study_metrics() -> Result<Vec<MetricSpec>, CompositionalError> {
-    ["dsa:n_delays=33,delay_interval=6,rank=50", "procrustes", "cka"]
-        .into_iter()
-        .map(|s| Ok(MetricSpec::parse(s)?))
-        .collect()
+    let dsa = format!("dsa:n_delays={STUDY_N_DELAYS},delay_interval={STUDY_DELAY_INTERVAL},rank={STUDY_RANK}");
+    [dsa.as_str(), "procrustes", "cka"].into_iter().map(|s| Ok(MetricSpec::parse(s)?)).collect()
 }
 
 /// SQL text of a string literal (quotes doubled).

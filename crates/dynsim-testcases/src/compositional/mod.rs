@@ -21,7 +21,7 @@ pub mod report;
 pub mod summary;
 pub mod training;
 
-pub use comparisons::{comparison, study_metrics, Kind};
+pub use comparisons::{comparison, study_metrics, Kind, STUDY_DELAY_INTERVAL, STUDY_N_DELAYS, STUDY_RANK};
 pub use dynsim_query::Shard;
 pub use groups::{Group, Pool};
 pub use plan::{plan, select, ArchChoice, Configuration, Init, Preset, Run, Schedule};
