@@ -394,8 +394,8 @@ struct SummaryRow {
     sem: Option<f64>,
 }
 
-/// The rows of a `mean_sem_by(["family", "metric", "left_group"])` frame, by family,
-/// metric (DSA, Procrustes, CKA) and the study's group order.
+/// The rows of a `mean_sem_by(["family", "metric", "left_group"])` frame, by family (RNN,
+/// Mamba), metric (DSA, Procrustes, CKA) and the study's group order.
 fn summary_rows(df: &DataFrame) -> Result<Vec<SummaryRow>> {
     let s = |c: &str| -> Result<Vec<String>> {
         Ok(df.column(c)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
@@ -415,10 +415,11 @@ fn summary_rows(df: &DataFrame) -> Result<Vec<SummaryRow>> {
         })
         .collect();
     let metric_order = |m: &str| ["dsa", "procrustes", "cka"].iter().position(|x| *x == m).unwrap_or(3);
+    let family_order = |f: &str| ["rnn", "mamba"].iter().position(|x| *x == f).unwrap_or(2);
     let group_order = |g: &str| Group::parse(g).map_or(usize::MAX, |g| g as usize);
     rows.sort_by(|a, b| {
-        (a.family.as_str(), metric_order(&a.metric), group_order(&a.group)).cmp(&(
-            b.family.as_str(),
+        (family_order(&a.family), metric_order(&a.metric), group_order(&a.group)).cmp(&(
+            family_order(&b.family),
             metric_order(&b.metric),
             group_order(&b.group),
         ))
