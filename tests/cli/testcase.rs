@@ -168,6 +168,21 @@ fn compositional_tiny_end_to_end_sharded_and_after_sigkill() {
         (Some(0), Some(0), Some(0))
     );
     assert_eq!(again["analyses"], v["analyses"]);
+    // The study's preprocessing of the over-learning comparisons: only those are computed
+    // (anew, cached apart), the final-network comparisons stay as they were.
+    let pre = run(&["--preprocess", "zscore_pca:4"], &w);
+    assert_eq!((pre["trained"].as_u64(), pre["recorded"].as_u64()), (Some(0), Some(0)));
+    let over_learning_pairs = 4 + 9 * 4 + 1; // master's, nine groups', untrained's checkpoints
+    assert_eq!(pre["computed"].as_u64(), Some(over_learning_pairs * 3), "{pre}");
+    assert_eq!(pre["analyses"][0]["to_master"], v["analyses"][0]["to_master"]);
+    assert_ne!(pre["analyses"][0]["over_learning_on_share"], v["analyses"][0]["over_learning_on_share"]);
+    let report = std::fs::read_to_string(tmp.path().join("compositional-report/report.md")).expect("report.md");
+    assert!(report.contains("preprocessed as the study did (zscore_joint_pca:4"), "{report}");
+    let bad = super::store::run(
+        &["testcase", "compositional", "--preset", "tiny", "--preprocess", "pca", "--store", &w],
+        tmp.path(),
+    );
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("zscore_pca:K"));
 
     // Two shards, then the comparisons: the same runs, the same numbers.
     let sharded = tmp.path().join("sharded");

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Args;
 use dynsim_query::polars::prelude::*;
-use dynsim_query::CollectOptions;
+use dynsim_query::{CollectOptions, Preprocess};
 use dynsim_store::Store;
 use dynsim_testcases::compositional::report::{write_report, AnalysisOutcome, Setup};
 use dynsim_testcases::compositional::{
@@ -51,6 +51,14 @@ pub struct CompositionalArgs {
     /// 0..200, time-major) or both (recorded, compared and reported side by side).
     #[arg(long, default_value = "intended")]
     analysis: String,
+    /// Preprocess the over-learning comparisons as the study did: zscore_pca:K (every
+    /// (trial, unit) series z-scored over time, then both networks projected onto the K
+    /// leading principal axes of their stacked samples; the study used zscore_pca:20). Off by
+    /// default: the joint PCA treats unit i of one network and unit i of the other as one
+    /// coordinate, which only holds for shared initialisations, and the z-score removes each
+    /// unit's scale, which the metrics are meant to see.
+    #[arg(long)]
+    preprocess: Option<String>,
     /// Test trials recorded per checkpoint (default: 16 for tiny with the intended analysis
     /// only, 200 otherwise, the study's; the repal analysis needs at least 194).
     #[arg(long)]
@@ -89,6 +97,7 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
         other => vec![Analysis::parse(other).map_err(|e| anyhow::anyhow!("{e}, or both"))?],
     };
     let seeds = a.seeds.unwrap_or(if preset == Preset::Small { 3 } else { 1 });
+    let preprocess = a.preprocess.as_deref().map(Preprocess::parse).transpose()?;
     let repal = analyses.contains(&Analysis::Repal);
     let trials =
         a.trials.unwrap_or(if preset == Preset::Tiny && !repal { 16 } else { dynsim_nets::record::DEFAULT_TRIALS });
@@ -180,7 +189,10 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
             [(Kind::ToMaster, "to master"), (Kind::Matrix, "group x group"), (Kind::OverLearning, "over learning")]
         {
             let mut pb = PairBar::new(&format!("{name} ({})", analysis.name()), "planning");
-            let c = comparison(&store, kind, &every, *analysis, trials, &metrics)?.shard(shard);
+            let mut c = comparison(&store, kind, &every, *analysis, trials, &metrics)?.shard(shard);
+            if let (Kind::OverLearning, Some(p)) = (kind, preprocess) {
+                c = c.preprocess(p);
+            }
             let out =
                 c.collect_with(CollectOptions { progress: Some(&mut |p| pb.on(p)), cancel: Some(cancel.clone()) })?;
             pb.finish();

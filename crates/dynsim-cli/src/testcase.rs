@@ -37,7 +37,7 @@ enum Which {
     Lorenz(LorenzArgs),
     /// Compositional learning (the study's main result): networks that learned AntiPDMDelay
     /// through different curricula, compared with one trained on it directly.
-    Compositional(crate::compositional::CompositionalArgs),
+    Compositional(Box<crate::compositional::CompositionalArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -95,7 +95,7 @@ fn step<T>(
 pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
     let a = match args.which {
         Which::Lorenz(a) => a,
-        Which::Compositional(a) => return crate::compositional::run(a),
+        Which::Compositional(a) => return crate::compositional::run(*a),
     };
     let preset = match a.preset {
         PresetArg::Small => Preset::SMALL,

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use dynsim_metrics::{DmdFit, DmdParams, Dsa, MetricError};
 use dynsim_store::keys::KeyType;
 use dynsim_store::{CatalogRow, KeyValue, Store};
-use ndarray::Array3;
+use ndarray::{Array3, ArrayView3};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde_json::json;
@@ -17,7 +17,7 @@ use crate::cache::{ResultCache, ResultKey, ResultRow, MERGE_PARTS_ABOVE};
 use crate::error::QueryError;
 use crate::frames::Selection;
 use crate::plan::{pair_indexes, PairIndex, Pairing, Shard};
-use crate::spec::{Metric, MetricSpec};
+use crate::spec::{Metric, MetricSpec, Preprocess};
 
 /// A comparison: which recordings are paired ([`Pairing`], optionally matched `on` keys),
 /// which metrics run on every pair, and which shard of the work this process does. Nothing
@@ -44,6 +44,7 @@ pub struct Comparison<'s> {
     nearest: Option<String>,
     metrics: Vec<MetricSpec>,
     shard: Shard,
+    preprocess: Option<Preprocess>,
 }
 
 /// A resolved plan: the rows of both sides (sorted by id), the pairs, and the tasks
@@ -151,6 +152,7 @@ impl<'s> Comparison<'s> {
             nearest: None,
             metrics: Vec::new(),
             shard: Shard::ALL,
+            preprocess: None,
         }
     }
 
@@ -164,6 +166,7 @@ impl<'s> Comparison<'s> {
             nearest: None,
             metrics: Vec::new(),
             shard: Shard::ALL,
+            preprocess: None,
         }
     }
 
@@ -191,6 +194,15 @@ impl<'s> Comparison<'s> {
     /// Do only this shard of the tasks.
     pub fn shard(mut self, shard: Shard) -> Comparison<'s> {
         self.shard = shard;
+        self
+    }
+
+    /// Preprocess both recordings of every pair before every metric (e.g. the study's z-score
+    /// and joint PCA, [`Preprocess::ZscoreJointPca`]): the metrics' specs carry it
+    /// ([`MetricSpec::with_preprocess`]), so its results are cached apart from the plain
+    /// metric's. A DSA spec with preprocessing fits both recordings of each pair anew.
+    pub fn preprocess(mut self, preprocess: Preprocess) -> Comparison<'s> {
+        self.preprocess = Some(preprocess);
         self
     }
 
@@ -277,7 +289,10 @@ impl<'s> Comparison<'s> {
                 )));
             }
         }
-        let metrics = self.metrics.clone();
+        let metrics: Vec<MetricSpec> = match self.preprocess {
+            Some(p) => self.metrics.iter().map(|m| m.clone().with_preprocess(Some(p))).collect(),
+            None => self.metrics.clone(),
+        };
         let mut tasks = Vec::new();
         for p in &pairs {
             for (mi, m) in metrics.iter().enumerate() {
@@ -331,6 +346,9 @@ impl<'s> Comparison<'s> {
         // DMD fits: one per (content, DMD parameters) needed by a missing DSA task.
         let mut fit_jobs: BTreeMap<(String, String), (CatalogRow, Dsa)> = BTreeMap::new();
         for t in &missing {
+            if plan.metrics[t.metric].preprocess().is_some() {
+                continue; // fitted per pair, on the preprocessed recordings
+            }
             if let Metric::Dsa(p) = plan.metrics[t.metric].metric() {
                 let dsa = Dsa::new(*p).map_err(|e| QueryError::Plan(e.to_string()))?;
                 for row in [&plan.left[t.pair.left], &plan.right[t.pair.right]] {
@@ -378,10 +396,11 @@ impl<'s> Comparison<'s> {
             return Err(e);
         }
 
-        // Recordings the sample-wise metrics need.
+        // Recordings the sample-wise metrics and the preprocessed pairs need.
         let mut data: HashMap<String, Arc<Array3<f64>>> = HashMap::new();
         for t in &missing {
-            if plan.metrics[t.metric].needs_equal_samples() {
+            let m = &plan.metrics[t.metric];
+            if m.needs_equal_samples() || m.preprocess().is_some() {
                 for row in [&plan.left[t.pair.left], &plan.right[t.pair.right]] {
                     if !data.contains_key(&row.hash) && !stopped() {
                         let x = self.store.read_row(row, false)?.data.mapv(f64::from);
@@ -492,11 +511,39 @@ fn compute(
         value: what.to_string(),
         expected: "loaded before computing (internal error)".into(),
     };
+    // With preprocessing, the pair's own preprocessed arrays (and DMD fits).
+    let pre = match spec.preprocess() {
+        Some(pp) => {
+            let (x, y) =
+                (data.get(&l.hash).ok_or_else(|| missing(&l.id))?, data.get(&r.hash).ok_or_else(|| missing(&r.id))?);
+            Some(pp.apply(x.view(), y.view())?)
+        }
+        None => None,
+    };
+    let pair = |l: &CatalogRow, r: &CatalogRow| -> Result<(ArrayView3<'_, f64>, ArrayView3<'_, f64>), MetricError> {
+        match &pre {
+            Some((x, y)) => Ok((x.view(), y.view())),
+            None => Ok((
+                data.get(&l.hash).ok_or_else(|| missing(&l.id))?.view(),
+                data.get(&r.hash).ok_or_else(|| missing(&r.id))?.view(),
+            )),
+        }
+    };
     let (value, extra) = match spec.metric() {
         Metric::Dsa(p) => {
-            let fa = fits.get(&fit_key(l, &p.dmd)).ok_or_else(|| missing(&l.id))?;
-            let fb = fits.get(&fit_key(r, &p.dmd)).ok_or_else(|| missing(&r.id))?;
-            let c = Dsa::new(*p)?.compare(fa, fb)?;
+            let dsa = Dsa::new(*p)?;
+            let pair_fits;
+            let (fa, fb) = match &pre {
+                Some((x, y)) => {
+                    pair_fits = (dsa.fit(x.view())?, dsa.fit(y.view())?);
+                    (&pair_fits.0, &pair_fits.1)
+                }
+                None => (
+                    fits.get(&fit_key(l, &p.dmd)).ok_or_else(|| missing(&l.id))?,
+                    fits.get(&fit_key(r, &p.dmd)).ok_or_else(|| missing(&r.id))?,
+                ),
+            };
+            let c = dsa.compare(fa, fb)?;
             let score = format!("{:?}", c.score).to_lowercase();
             let mut extra = json!({
                 "score": score, "rank_left": c.ranks.0, "rank_right": c.ranks.1, "fallback_to_wasserstein": c.fallback,
@@ -509,14 +556,12 @@ fn compute(
             (c.value, extra)
         }
         Metric::Procrustes(m) => {
-            let (x, y) =
-                (data.get(&l.hash).ok_or_else(|| missing(&l.id))?, data.get(&r.hash).ok_or_else(|| missing(&r.id))?);
-            (m.distance(x.view(), y.view())?, json!({}))
+            let (x, y) = pair(l, r)?;
+            (m.distance(x, y)?, json!({}))
         }
         Metric::Cka(c) => {
-            let (x, y) =
-                (data.get(&l.hash).ok_or_else(|| missing(&l.id))?, data.get(&r.hash).ok_or_else(|| missing(&r.id))?);
-            let s = c.similarity(x.view(), y.view())?;
+            let (x, y) = pair(l, r)?;
+            let s = c.similarity(x, y)?;
             (s.clamp(-1.0, 1.0).acos(), json!({ "similarity": s }))
         }
     };

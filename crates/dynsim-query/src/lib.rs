@@ -34,4 +34,4 @@ pub use frames::{recordings, results, sql, Selection};
 pub use plan::{Pairing, Shard};
 /// polars, as dynsim uses it (the same version), for expressions on selections and results.
 pub use polars;
-pub use spec::{Metric, MetricSpec};
+pub use spec::{Metric, MetricSpec, Preprocess};

@@ -38,13 +38,58 @@ pub enum Metric {
     Cka(Cka),
 }
 
+/// Preprocessing applied to both recordings of a pair before the metric compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preprocess {
+    /// Every (trial, unit) series z-scored over time, then both recordings projected onto the
+    /// leading principal axes of their stacked samples, this many of them: the seed study's
+    /// over-learning preprocessing (`dynsim_metrics::preprocess::joint_zscore_pca`). Text
+    /// form: `zscore_pca:20`.
+    ZscoreJointPca(usize),
+}
+
+impl Preprocess {
+    /// Parses `zscore_pca:K` (K components, at least 1).
+    pub fn parse(text: &str) -> Result<Preprocess, QueryError> {
+        let bad = || QueryError::Spec {
+            spec: format!("preprocess={text}"),
+            detail: "give zscore_pca:K, K the number of principal components (the study used zscore_pca:20)".into(),
+        };
+        let k = text.trim().strip_prefix("zscore_pca:").ok_or_else(bad)?;
+        match k.trim().parse::<usize>() {
+            Ok(k) if k > 0 => Ok(Preprocess::ZscoreJointPca(k)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Applies it to a pair (left, right).
+    pub fn apply(
+        &self,
+        x: ndarray::ArrayView3<'_, f64>,
+        y: ndarray::ArrayView3<'_, f64>,
+    ) -> Result<(ndarray::Array3<f64>, ndarray::Array3<f64>), dynsim_metrics::MetricError> {
+        match self {
+            Preprocess::ZscoreJointPca(k) => dynsim_metrics::joint_zscore_pca(x, y, *k),
+        }
+    }
+
+    fn canonical(&self) -> Value {
+        match self {
+            Preprocess::ZscoreJointPca(k) => json!({ "zscore_joint_pca": k }),
+        }
+    }
+}
+
 /// A metric plus its canonical parameters (sorted JSON of every parameter and the metric
-/// version) and their hash: 16 hex characters of BLAKE3 of the canonical JSON.
+/// version) and their hash: 16 hex characters of BLAKE3 of the canonical JSON. A spec with
+/// a [`Preprocess`] has it in its canonical form (key `preprocess`), so its results are
+/// cached apart; a spec without one has exactly the canonical form it always had.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricSpec {
     metric: Metric,
     canonical: String,
     hash: String,
+    preprocess: Option<Preprocess>,
 }
 
 impl fmt::Display for MetricSpec {
@@ -83,6 +128,7 @@ impl MetricSpec {
     ///   `thorough` (run every start to convergence), `group` (o | so).
     /// - procrustes: `alpha` (1 = Procrustes, 0 = CCA-like), `score` (angular | euclidean).
     /// - cka: `kernel` (linear | rbf), `threshold` (rbf bandwidth multiplier), `debiased`.
+    /// - every metric: `preprocess` ([`Preprocess`], e.g. `preprocess=zscore_pca:20`).
     pub fn parse(text: &str) -> Result<MetricSpec, QueryError> {
         let err = |detail: String| QueryError::Spec { spec: text.to_string(), detail };
         let (name, rest) = match text.trim().split_once(':') {
@@ -107,6 +153,7 @@ impl MetricSpec {
                 return Err(err(format!("unknown metric {other:?}; the metrics are dsa, procrustes and cka")));
             }
         };
+        let preprocess = kv.remove("preprocess").map(|v| Preprocess::parse(&v)).transpose()?;
         if let Some(k) = kv.keys().find(|k| !accepted.contains(&k.as_str())) {
             return Err(err(format!("{name} has no parameter {k:?}; its parameters are {}", accepted.join(", "))));
         }
@@ -187,10 +234,28 @@ impl MetricSpec {
                 })
             }
         };
-        MetricSpec::new(metric).map_err(|e| match e {
+        let spec = MetricSpec::new(metric).map_err(|e| match e {
             QueryError::Spec { detail, .. } => err(detail),
             other => other,
-        })
+        })?;
+        Ok(spec.with_preprocess(preprocess))
+    }
+
+    /// This spec with `preprocess` applied to every pair before the metric (or without any,
+    /// for `None`); the canonical form and hash follow.
+    pub fn with_preprocess(self, preprocess: Option<Preprocess>) -> MetricSpec {
+        let base = MetricSpec::new(self.metric).unwrap_or(self);
+        let Some(p) = preprocess else { return base };
+        let mut v: Value = serde_json::from_str(&base.canonical).unwrap_or(Value::Null);
+        v["preprocess"] = p.canonical();
+        let canonical = v.to_string();
+        let hash = blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string();
+        MetricSpec { metric: base.metric, canonical, hash, preprocess: Some(p) }
+    }
+
+    /// The preprocessing of each pair, if any.
+    pub fn preprocess(&self) -> Option<Preprocess> {
+        self.preprocess
     }
 
     /// Validate a metric and compute its canonical form.
@@ -257,7 +322,7 @@ impl MetricSpec {
         // serde_json's map is ordered by key: the text is canonical.
         let canonical = v.to_string();
         let hash = blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string();
-        Ok(MetricSpec { metric, canonical, hash })
+        Ok(MetricSpec { metric, canonical, hash, preprocess: None })
     }
 
     /// The metric and its parameters.

@@ -271,3 +271,53 @@ fn bad_plans_are_refused_before_any_work() {
     let e = err(Comparison::all_pairs(&store, sel).metric(MetricSpec::parse("procrustes").expect("p")));
     assert!(e.contains(&zero) && e.contains("procrustes"), "{e}");
 }
+
+/// With the study's preprocessing, every value equals the metric on the pair's preprocessed
+/// arrays (`joint_zscore_pca`, then the metric; DSA fitted on those); the results are cached
+/// apart from the plain metrics' (the plain specs keep their hash), and a second run
+/// computes nothing.
+#[test]
+fn preprocessed_comparisons_equal_the_metric_on_the_preprocessed_pair() {
+    use dynsim_query::Preprocess;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = six(dir.path());
+    let metrics = specs();
+    let plain = all_pairs(&store, &metrics).collect_with(CollectOptions::default()).expect("plain");
+    let pre = Preprocess::ZscoreJointPca(2);
+    let first = all_pairs(&store, &metrics).preprocess(pre).collect_with(CollectOptions::default()).expect("pre");
+    assert_eq!((first.cached, first.computed, first.fits), (0, 45, 0), "cached apart; DSA fits per pair");
+    let vals = values(&first.frame);
+    let plain_vals = values(&plain.frame);
+    for ((l, r, m), v) in &vals {
+        let spec = metrics.iter().find(|s| s.name() == m).expect("spec");
+        let (x, y) = dynsim_metrics::joint_zscore_pca(data(&store, l).view(), data(&store, r).view(), 2).expect("pca");
+        assert_eq!(x.dim().2, 2);
+        let want = match spec.metric() {
+            Metric::Dsa(p) => Dsa::new(*p).expect("dsa").fit_score(x.view(), y.view()).expect("dsa").value,
+            Metric::Procrustes(s) => ShapeMetric::distance(s, x.view(), y.view()).expect("procrustes"),
+            Metric::Cka(c) => Cka::distance(c, x.view(), y.view()).expect("cka"),
+        };
+        assert!((v - want).abs() <= 1e-9 * want.abs().max(1.0), "{m} {l} {r}: {v} vs direct {want}");
+        let unprocessed = plain_vals[&(l.clone(), r.clone(), m.clone())];
+        assert!((v - unprocessed).abs() > 1e-9, "{m} {l} {r}: preprocessing changed nothing");
+    }
+    let params = strs(&first.frame, "params");
+    assert!(params.iter().all(|p| p.contains("preprocess=zscore_joint_pca:2")), "{params:?}");
+    let again = all_pairs(&store, &metrics).preprocess(pre).collect_with(CollectOptions::default()).expect("again");
+    assert_eq!((again.cached, again.computed), (45, 0));
+    // The text form gives the same question; the plain spec's hash is what it always was.
+    let text = MetricSpec::parse("procrustes:preprocess=zscore_pca:2").expect("spec");
+    assert_eq!(text, MetricSpec::parse("procrustes").expect("spec").with_preprocess(Some(pre)));
+    assert_eq!(MetricSpec::parse("cka").expect("spec").with_preprocess(None).param_hash(), metrics[2].param_hash());
+    for bad in ["cka:preprocess=pca", "cka:preprocess=zscore_pca:0", "cka:preprocess=zscore_pca:x"] {
+        let e = MetricSpec::parse(bad).expect_err(bad).to_string();
+        assert!(e.contains("zscore_pca:K"), "{bad}: {e}");
+    }
+    // More components than units: named, with the limit.
+    let e = all_pairs(&store, &metrics[1..2])
+        .preprocess(Preprocess::ZscoreJointPca(4))
+        .collect_with(CollectOptions::default())
+        .expect_err("too many components")
+        .to_string();
+    assert!(e.contains("components") && e.contains("(3)"), "{e}");
+}

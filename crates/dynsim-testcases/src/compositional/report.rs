@@ -602,12 +602,24 @@ fn section_over_learning(o: &AnalysisOutcome, r: &Rows) -> Section {
             });
         }
     }
+    // The preprocessing, if any, is in the specs' labels (`preprocess=zscore_joint_pca:K`).
+    let preprocessed = o
+        .over_learning
+        .column("params")
+        .ok()
+        .and_then(|c| c.str().ok().and_then(|s| s.get(0).map(str::to_string)))
+        .and_then(|p| p.split(',').find_map(|kv| kv.strip_prefix("preprocess=").map(str::to_string)));
+    let how = match preprocessed {
+        Some(p) => format!(" Both networks of every pair were preprocessed as the study did ({p}: z-score over time, joint PCA)."),
+        None => " No preprocessing (the study z-scored and projected onto a joint 20-component PCA: --preprocess zscore_pca:20).".into(),
+    };
     Section {
         title: format!("Over learning ({a} analysis)"),
-        intro: "Every checkpoint against master's checkpoint at the nearest relative progress; least-squares \
-                regressions of dissimilarity (radians) on the share of pretrained tasks (0, 1/3, 2/3, 1) and on \
-                progress. Figures: mean ± SEM (band) per group over progress, binned to tenths."
-            .into(),
+        intro: format!(
+            "Every checkpoint against master's checkpoint at the nearest relative progress; least-squares \
+             regressions of dissimilarity (radians) on the share of pretrained tasks (0, 1/3, 2/3, 1) and on \
+             progress. Figures: mean ± SEM (band) per group over progress, binned to tenths.{how}"
+        ),
         columns: ["family", "metric", "on", "n", "slope", "intercept", "r²", "p"].map(String::from).to_vec(),
         rows,
         reading: String::new(),
