@@ -246,9 +246,14 @@ fn finals(r: &Rows) -> BTreeMap<(&'static str, String, Group), Vec<f64>> {
 
 /// Our value for a study row on the study's scale: mean ± SEM, and for `Partial` the range of
 /// the five study groups' means.
-fn ours(fin: &BTreeMap<(&'static str, String, Group), Vec<f64>>, fam: &str, metric: &str, row: StudyRow) -> String {
+fn ours(
+    fin: &BTreeMap<(&'static str, String, Group), Vec<f64>>,
+    fam: &'static str,
+    metric: &str,
+    row: StudyRow,
+) -> String {
     let (k, _) = study_scale(metric);
-    let get = |g: Group| fin.get(&(fam_static(fam), metric.to_string(), g)).cloned().unwrap_or_default();
+    let get = |g: Group| fin.get(&(fam, metric.to_string(), g)).cloned().unwrap_or_default();
     match row.group() {
         Some(g) => {
             let v: Vec<f64> = get(g).iter().map(|x| x * k).collect();
@@ -275,14 +280,6 @@ fn ours(fin: &BTreeMap<(&'static str, String, Group), Vec<f64>>, fam: &str, metr
     }
 }
 
-fn fam_static(f: &str) -> &'static str {
-    if f == "mamba" {
-        "mamba"
-    } else {
-        "rnn"
-    }
-}
-
 /// The families present in an outcome, in the report's order.
 fn families_of(r: &Rows) -> Vec<&'static str> {
     FAMILIES.iter().copied().filter(|f| r.family.contains(f)).collect()
@@ -294,7 +291,7 @@ fn metrics_of(r: &Rows) -> Vec<&'static str> {
 }
 
 /// Ours next to the study's, per family, row and metric, for every analysis.
-fn section_study(outcomes: &[(AnalysisOutcome, Rows)]) -> Section {
+fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Section {
     let mut columns = vec!["family".to_string(), "group".to_string()];
     for m in METRICS {
         for (o, _) in outcomes {
@@ -304,7 +301,7 @@ fn section_study(outcomes: &[(AnalysisOutcome, Rows)]) -> Section {
     }
     let fins: Vec<_> = outcomes.iter().map(|(_, r)| finals(r)).collect();
     let mut rows = Vec::new();
-    let families: Vec<&str> =
+    let families: Vec<&'static str> =
         FAMILIES.iter().copied().filter(|f| outcomes.iter().any(|(_, r)| r.family.contains(f))).collect();
     for fam in &families {
         for row in StudyRow::ALL {
@@ -718,11 +715,11 @@ pub fn section_training(setup: &Setup) -> Result<Section, CompositionalError> {
 /// Every section of the report, in order: training, ours vs the study, then per analysis the
 /// groups, the tests between pools and over learning.
 pub fn sections(setup: &Setup, outcomes: &[AnalysisOutcome]) -> Result<Vec<Section>, CompositionalError> {
-    let with_rows: Vec<(AnalysisOutcome, Rows)> =
-        outcomes.iter().map(|o| Ok((o.clone(), rows(&o.to_master)?))).collect::<Result<_, CompositionalError>>()?;
+    let with_rows: Vec<(&AnalysisOutcome, Rows)> =
+        outcomes.iter().map(|o| Ok((o, rows(&o.to_master)?))).collect::<Result<_, CompositionalError>>()?;
     let mut out = vec![section_training(setup)?, section_study(&with_rows)];
-    for o in outcomes {
-        out.push(section_groups(o, &rows(&o.to_master)?, &rows(&o.matrix)?));
+    for (o, to_master) in &with_rows {
+        out.push(section_groups(o, to_master, &rows(&o.matrix)?));
         out.push(section_tests(o)?);
         out.push(section_over_learning(o, &rows(&o.over_learning)?));
     }
