@@ -194,6 +194,19 @@ fn checkpoints_round_trip_bit_exactly_with_metadata() {
     }
 }
 
+/// Trains `c` into `dir`, setting the stop flag after the `batches`-th batch.
+fn train_stopped_after(c: &RunConfig, dir: &std::path::Path, batches: usize) -> Outcome {
+    let stop = AtomicBool::new(false);
+    let mut n = 0;
+    let mut progress = |_: &train::Progress| {
+        n += 1;
+        if n == batches {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    train::train(c, dir, &Device::Cpu, &mut progress, &stop).unwrap()
+}
+
 #[test]
 fn a_stopped_run_resumes_to_the_same_files() {
     for arch in [Arch::LeakyRnn, Arch::Mamba] {
@@ -205,22 +218,7 @@ fn a_stopped_run_resumes_to_the_same_files() {
         // Stop at several points: mid-epoch in pretraining, at a phase boundary, mid-training.
         for stop_after in [1usize, 4, 7] {
             let part = tempfile::tempdir().unwrap();
-            let stop = AtomicBool::new(false);
-            let mut n = 0;
-            let out = train::train(
-                &c,
-                part.path(),
-                &Device::Cpu,
-                &mut |_| {
-                    n += 1;
-                    if n == stop_after {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                },
-                &stop,
-            )
-            .unwrap();
-            assert_eq!(out, Outcome::Stopped);
+            assert_eq!(train_stopped_after(&c, part.path(), stop_after), Outcome::Stopped);
             let resumed = train::train(&c, part.path(), &Device::Cpu, &mut |_| {}, &no).unwrap();
             assert!(matches!(resumed, Outcome::Done(_)));
             let (a, b) = (files(whole.path()), files(part.path()));
@@ -407,23 +405,8 @@ fn a_stale_optimiser_state_is_removed_on_resume() {
     let whole = tempfile::tempdir().unwrap();
     train::train(&c, whole.path(), &Device::Cpu, &mut |_| {}, &no).unwrap();
     let part = tempfile::tempdir().unwrap();
-    let stop = AtomicBool::new(false);
-    let mut n = 0;
     // Two batches per epoch: stopping after the fifth batch keeps checkpoints 0..=2.
-    let out = train::train(
-        &c,
-        part.path(),
-        &Device::Cpu,
-        &mut |_| {
-            n += 1;
-            if n == 5 {
-                stop.store(true, Ordering::SeqCst);
-            }
-        },
-        &stop,
-    )
-    .unwrap();
-    assert_eq!(out, Outcome::Stopped);
+    assert_eq!(train_stopped_after(&c, part.path(), 5), Outcome::Stopped);
     let ckpts = part.path().join("checkpoints");
     assert!(ckpts.join("train-002.safetensors").exists() && !ckpts.join("train-003.safetensors").exists());
     let stale = ckpts.join("train-001.optim.safetensors");
