@@ -15,6 +15,7 @@ start of the kernel builds the toolkit (see kernel/install.sh).
 import argparse
 import json
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -37,6 +38,8 @@ STARTUP_TIMEOUT = 2 * 3600  # the first start builds polars & co. inside evcxr
 # CELL_TIMEOUT is taken as hung and fails the run.
 DEP_CELL_TIMEOUT = 45 * 60
 CELL_TIMEOUT = 10 * 60
+# How long after a cell ends its late stderr (evcxr forwards it from a thread) is still its own.
+LATE_STDERR_SECONDS = 0.5
 
 
 def cell_timeout(cell):
@@ -59,6 +62,19 @@ class StrictClient(NotebookClient):
         cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         if cell.cell_type != "code" or "allow-stderr" in cell.get("metadata", {}).get("tags", []):
             return cell
+        # evcxr forwards the cell process's stderr from a thread, so the report of an error
+        # returned by `?` can reach iopub after the cell's idle status, when nbclient has stopped
+        # listening (a smoke-test run missed it once). Whatever stderr arrives in the next moment
+        # belongs to this cell: collect it before judging.
+        deadline = time.monotonic() + LATE_STDERR_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.kc.iopub_channel.get_msg(timeout=left)
+            except queue.Empty:
+                break
+            content = msg.get("content", {})
+            if msg.get("msg_type") == "stream" and content.get("name") == "stderr":
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=content.get("text", "")))
         text = "".join(
             o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"
         ).strip()
