@@ -3,6 +3,9 @@
 use faer::linalg::solvers::Solve;
 use faer::{Mat, MatRef, Par, Side};
 use ndarray::{Array2, Array3, ArrayView3};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 use crate::embed::DelayEmbedding;
 use crate::error::{MetricError, Result};
@@ -148,6 +151,11 @@ impl DmdFit {
     /// parallelism ([`crate::set_global_parallelism`]). Inside a parallel loop over
     /// recordings use `Par::Seq`.
     pub fn fit(x: ArrayView3<'_, f64>, params: &DmdParams, par: Par) -> Result<Self> {
+        Self::fit_routed(x, params, par, true)
+    }
+
+    /// [`DmdFit::fit`], with the randomised SVD route allowed or not (tests compare the two).
+    fn fit_routed(x: ArrayView3<'_, f64>, params: &DmdParams, par: Par, randomized: bool) -> Result<Self> {
         params.validate()?;
         let emb = params.embedding();
         let rows = emb.check_input(x, "recording", params.steps_ahead + 1)?;
@@ -158,7 +166,7 @@ impl DmdFit {
             return Err(MetricError::AllZero { what: "recording".into(), detail: String::new() });
         }
         // H = V S U^T, so faer's (U_h, V_h) of H are (V, U) of H^T.
-        let svd = TallSvd::new(h.as_ref(), params, par)?;
+        let svd = TallSvd::new(h.as_ref(), params, par, randomized)?;
         let s_all = svd.s.clone();
         let numerical_rank = svd.reliable;
         let rank = choose_rank(params.rank, &s_all, numerical_rank, w, n)?;
@@ -208,9 +216,12 @@ impl DmdFit {
         self.units
     }
 
-    /// All singular values of the embedding, in non-increasing order. When the fit took the
-    /// fast Gram-matrix route (every used direction has `s_i >= 1e-5 s_0`), values below
-    /// `1e-5 s_0` are approximate (absolute error about `eps s_0^2 / s_i`).
+    /// The singular values of the embedding the fit computed, in non-increasing order: all of
+    /// them, except on the randomised route (a fixed rank of a wide embedding, see the module
+    /// docs of the SVD routes), where only the leading `m >= 2(r + 10)` are computed and only
+    /// the first `r` are converged (relative residual below 1e-9). When the fit took the fast
+    /// Gram-matrix route (every used direction has `s_i >= 1e-5 s_0`), values below `1e-5 s_0`
+    /// are approximate (absolute error about `eps s_0^2 / s_i`).
     pub fn singular_values(&self) -> &[f64] {
         &self.singular_values
     }
@@ -302,18 +313,24 @@ impl DmdFit {
 
 /// Thin SVD `H = U S V^T` of the tall stacked embedding (`n x w`, `n > w` as a rule).
 ///
-/// Two routes, chosen for accuracy:
-/// - fast: the eigen-decomposition of the Gram matrix `H^T H = V S^2 V^T`; a direction with
-///   singular value `s_i` comes out with relative error about `eps (s_0 / s_i)^2`;
-/// - accurate: a QR factorisation `H = Q R` and the SVD of the small square `R = U_R S V^T`
-///   (relative error about `eps s_0 / s_i`), about twice as slow with faer.
+/// Three routes, tried in this order:
+/// - fast (tall `H` only): the eigen-decomposition of the Gram matrix `H^T H = V S^2 V^T`; a
+///   direction with singular value `s_i` comes out with relative error about
+///   `eps (s_0 / s_i)^2`, so it is taken only when every direction the fit will use has
+///   `s_i / s_0 >=` [`GRAM_MIN_RATIO`] (error below ~1e-6), and never for the numerical-rank
+///   rule [`RankSelection::Full`] or reduced-rank regression (which use every resolved
+///   direction). Cost `O(n w^2 + w^3)`;
+/// - randomised, for a fixed rank `r` (principal-component regression, `2(r + 10)` at most
+///   half the smaller side): randomised block Krylov iteration until every leading triplet
+///   has a relative residual below [`RANDOMIZED_TOL`] ([`TallSvd::randomized`]). Cost
+///   `O(n w m)` for a basis of `m` columns; it replaces a full SVD of a wide `H` (many units
+///   times delays, e.g. 64 units x 33 delays over 1,600 rows: ~8x faster), and computes only
+///   `m` singular values;
+/// - accurate: the thin SVD, through a QR factorisation `H = Q R` and the SVD of the small
+///   square `R = U_R S V^T` when `H` is tall (relative error about `eps s_0 / s_i`).
 ///
-/// The fast route is taken only when every direction the fit will use has `s_i / s_0 >=`
-/// [`GRAM_MIN_RATIO`] (so its error stays below ~1e-6); otherwise, and always for the
-/// numerical-rank rule [`RankSelection::Full`] and for reduced-rank regression (which uses
-/// every resolved direction), the accurate route. Only the first `k`
-/// columns of `U` are ever needed; they are recovered as `H V_k S_k^-1` without forming
-/// `Q` or the full `U`.
+/// Only the first `k` columns of `U` are ever needed; on the fast route they are recovered as
+/// `H V_k S_k^-1` without forming `Q` or the full `U`.
 struct TallSvd {
     s: Vec<f64>,
     v: Mat<f64>,
@@ -325,6 +342,16 @@ struct TallSvd {
 
 /// Smallest `s_r / s_0` for which the Gram-matrix route is accurate enough (see [`TallSvd`]).
 const GRAM_MIN_RATIO: f64 = 1e-5;
+
+/// Seed of the randomised route's Gaussian start (fixed: a fit is a function of its data).
+const RANDOMIZED_SEED: u64 = 0x5EED_0D5A;
+
+/// Relative residual `rho_i / s_i` at which the randomised route accepts (see
+/// [`TallSvd::randomized`]).
+const RANDOMIZED_TOL: f64 = 1e-9;
+
+/// Columns a Krylov block has beyond the rank (see [`TallSvd::randomized`]).
+const KRYLOV_OVERSAMPLE: usize = 10;
 
 impl TallSvd {
     fn accurate(h: MatRef<'_, f64>) -> Result<Self> {
@@ -365,11 +392,119 @@ impl TallSvd {
         }
     }
 
-    fn new(h: MatRef<'_, f64>, params: &DmdParams, par: Par) -> Result<Self> {
-        match Self::fast(h, params, par)? {
-            Some(svd) => Ok(svd),
-            None => Self::accurate(h),
+    /// The randomised route for a fixed rank `r` much smaller than the width, or `None` when
+    /// it does not apply or does not converge (module docs of [`TallSvd`]).
+    ///
+    /// Randomised block Krylov iteration (Musco & Musco 2015; Halko, Martinsson & Tropp 2011)
+    /// with blocks of `b = r + 10` columns from a seeded Gaussian start: the basis `K` of
+    /// `span{H G, (H H^T) H G, (H H^T)^2 H G, ...}` grows one block at a time (each block
+    /// orthogonalised twice against the others), and Rayleigh-Ritz on it gives the thin SVD
+    /// `H^T K = Z S W^T`, so `(s_i, z_i, K w_i)` are Ritz triplets with `H^T (K w_i) = s_i z_i`
+    /// exactly. The other residual `rho_i = |H z_i - s_i K w_i|` is tracked per block from the
+    /// stored `H H^T K` and confirmed by a direct product at the end. Accepted when
+    /// `rho_i <= RANDOMIZED_TOL s_i` for every `i < r`: the triplets are then exact for a
+    /// matrix within that relative distance of `H`, and the subspace DSA uses (only the span of
+    /// the leading `r` matters: `A_v` changes by an orthogonal similarity under a rotation
+    /// inside it) is off by about `rho / (s_r - s_{r+1})`. Otherwise (basis wider than half
+    /// the smaller side) the caller falls back to a full decomposition.
+    fn randomized(h: MatRef<'_, f64>, params: &DmdParams, par: Par) -> Result<Option<Self>> {
+        let RankSelection::Count(r) = params.rank else { return Ok(None) };
+        let (n, w) = (h.nrows(), h.ncols());
+        let b = r + KRYLOV_OVERSAMPLE;
+        let max_m = n.min(w) / 2;
+        if params.regression != Regression::PrincipalComponent || r == 0 || 2 * b > max_m {
+            return Ok(None);
         }
+        let mut rng = ChaCha8Rng::seed_from_u64(RANDOMIZED_SEED);
+        let start = Mat::from_fn(w, b, |_, _| rng.sample::<f64, _>(StandardNormal));
+        let mut block = mul_par(h, start.as_ref(), par).qr().compute_thin_Q();
+        // basis K, H^T K and H H^T K, filled block by block
+        let mut k = Mat::<f64>::zeros(n, max_m);
+        let mut bt = Mat::<f64>::zeros(w, max_m);
+        let mut p = Mat::<f64>::zeros(n, max_m);
+        // the small Gram matrix (H^T K)^T (H^T K), grown by the new block's rows and columns
+        let mut g = Mat::<f64>::zeros(max_m, max_m);
+        let mut m = 0;
+        loop {
+            let cols = block.ncols();
+            k.subcols_mut(m, cols).copy_from(&block);
+            let t = mul_par(h.transpose(), block.as_ref(), par);
+            let ht = mul_par(h, t.as_ref(), par);
+            bt.subcols_mut(m, cols).copy_from(&t);
+            p.subcols_mut(m, cols).copy_from(&ht);
+            let new = mul_par(bt.subcols(0, m + cols).transpose(), t.as_ref(), par);
+            for j in 0..cols {
+                for i in 0..m + cols {
+                    g[(i, m + j)] = new[(i, j)];
+                    g[(m + j, i)] = new[(i, j)];
+                }
+            }
+            m += cols;
+            // Rayleigh-Ritz through the small Gram matrix
+            let (km, btm, pm) = (k.subcols(0, m), bt.subcols(0, m), p.subcols(0, m));
+            let evd = g.submatrix(0, 0, m, m).self_adjoint_eigen(Side::Lower).map_err(evd_err)?;
+            let s: Vec<f64> = (0..m).rev().map(|i| evd.S()[i].max(0.0).sqrt()).collect();
+            if !(s[0] > 0.0 && s[0].is_finite()) {
+                return Ok(None);
+            }
+            let wr = Mat::from_fn(m, r.min(m), |i, j| evd.U()[(i, m - 1 - j)]);
+            let (hz, u) = (mul_par(pm, wr.as_ref(), par), mul_par(km, wr.as_ref(), par));
+            let converged = s[r - 1] > 0.0
+                && (0..r).all(|j| {
+                    let rho = (0..n).map(|i| (hz[(i, j)] / s[j] - s[j] * u[(i, j)]).powi(2)).sum::<f64>().sqrt();
+                    rho <= RANDOMIZED_TOL * s[j]
+                });
+            if converged {
+                return Self::ritz(h, km, btm, r, par);
+            }
+            if m + b > max_m {
+                return Ok(None);
+            }
+            // next block: H H^T of the last one, orthogonalised twice against the basis
+            let mut next = ht;
+            for _ in 0..2 {
+                let coef = mul_par(k.subcols(0, m).transpose(), next.as_ref(), par);
+                let proj = mul_par(k.subcols(0, m), coef.as_ref(), par);
+                next -= proj;
+            }
+            block = next.qr().compute_thin_Q();
+        }
+    }
+
+    /// The Ritz triplets of `H` on the basis `K` (`H^T K = Z S W^T`), checked directly: `None`
+    /// unless every leading residual `|H z_i - s_i K w_i| <= RANDOMIZED_TOL s_i`.
+    fn ritz(h: MatRef<'_, f64>, k: MatRef<'_, f64>, bt: MatRef<'_, f64>, r: usize, par: Par) -> Result<Option<Self>> {
+        let svd = bt.thin_svd().map_err(svd_err)?;
+        let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+        let z = svd.U().to_owned();
+        let u = mul_par(k, svd.V(), par);
+        let hz = mul_par(h, z.subcols(0, r), par);
+        let ok = (0..r).all(|j| {
+            let rho = (0..h.nrows()).map(|i| (hz[(i, j)] - s[j] * u[(i, j)]).powi(2)).sum::<f64>().sqrt();
+            rho <= RANDOMIZED_TOL * s[j]
+        });
+        if !ok {
+            return Ok(None);
+        }
+        let tol = s[0] * (h.nrows().max(h.ncols()) as f64) * f64::EPSILON;
+        let reliable = s.iter().take_while(|&&x| x > tol).count();
+        if reliable < r {
+            // rank-deficient at r: the full routes report it properly
+            return Ok(None);
+        }
+        Ok(Some(Self { s, v: z, u: Some(u), reliable }))
+    }
+
+    fn new(h: MatRef<'_, f64>, params: &DmdParams, par: Par, randomized: bool) -> Result<Self> {
+        if let Some(svd) = Self::fast(h, params, par)? {
+            return Ok(svd);
+        }
+        if randomized {
+            if let Some(svd) = Self::randomized(h, params, par)? {
+                return Ok(svd);
+            }
+        }
+        Self::accurate(h)
     }
 
     /// The first `k` left singular vectors (`k` within the numerical rank).
@@ -453,6 +588,7 @@ fn solve_spd(g: MatRef<'_, f64>, mut rhs: Mat<f64>) -> Result<Mat<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array3;
 
     fn tall(n: usize, w: usize, decay: f64) -> Mat<f64> {
         // H = X diag(decay^j) with pseudo-random X: singular values spread by `decay`
@@ -461,6 +597,105 @@ mod tests {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * decay.powi(j as i32)
         })
+    }
+
+    /// A recording of a leaky tanh RNN driven by noise (`h <- 0.8 h + 0.2 tanh(W h) + noise`),
+    /// trials x time x units: a slowly decaying, flat-tailed spectrum like the study's
+    /// networks' (the randomised route's hard case: small gaps around the rank).
+    fn noisy_rnn(trials: usize, time: usize, units: usize, seed: u64) -> Array3<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let scale = 1.5 / (units as f64).sqrt();
+        let w = Mat::from_fn(units, units, |_, _| scale * rng.sample::<f64, _>(StandardNormal));
+        let mut x = Array3::zeros((trials, time, units));
+        for k in 0..trials {
+            let mut h: Vec<f64> = (0..units).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+            for t in 0..time {
+                let drive: Vec<f64> = (0..units).map(|i| (0..units).map(|j| w[(i, j)] * h[j]).sum::<f64>()).collect();
+                for i in 0..units {
+                    h[i] = 0.8 * h[i] + 0.2 * drive[i].tanh() + 0.1 * rng.sample::<f64, _>(StandardNormal);
+                    x[[k, t, i]] = h[i];
+                }
+            }
+        }
+        x
+    }
+
+    /// On a wide embedding (150 units x 8 delays over 1,056 rows) the randomised route is
+    /// taken, its leading singular triplets match the full SVD's, and the fitted operator is
+    /// the same up to the signs of the basis vectors (so every DSA score is the same): same
+    /// eigenvalues, same matrix up to signs, DSA distance 0 to the full-SVD fit.
+    #[test]
+    fn randomized_route_agrees_with_the_full_svd_on_a_wide_embedding() {
+        let x = noisy_rnn(16, 80, 150, 1);
+        let p = DmdParams { n_delays: 8, delay_interval: 2, rank: RankSelection::Count(40), ..Default::default() };
+        let emb = p.embedding();
+        let rows = emb.check_input(x.view(), "x", 2).unwrap();
+        let h = emb.embed_stacked(x.view(), rows);
+        assert!(h.nrows() < h.ncols(), "wide: {} x {}", h.nrows(), h.ncols());
+        let rand = TallSvd::randomized(h.as_ref(), &p, Par::Seq).unwrap().expect("randomised route taken");
+        let acc = TallSvd::accurate(h.as_ref()).unwrap();
+        for i in 0..40 {
+            assert!((rand.s[i] - acc.s[i]).abs() <= 1e-9 * acc.s[i], "s_{i}: {} vs {}", rand.s[i], acc.s[i]);
+        }
+        // the leading 40-dimensional left subspaces coincide: |U_r^T U_a| has singular values 1
+        let ur = rand.left_cols(h.as_ref(), 40, Par::Seq);
+        let ua = acc.left_cols(h.as_ref(), 40, Par::Seq);
+        let overlap = mul(ur.transpose(), ua.as_ref()).singular_values().unwrap();
+        assert!(overlap.iter().all(|&c| (c - 1.0).abs() < 1e-9), "{overlap:?}");
+
+        let fast = DmdFit::fit(x.view(), &p, Par::Seq).unwrap();
+        let full = DmdFit::fit_routed(x.view(), &p, Par::Seq, false).unwrap();
+        // the randomised fit computed only its Krylov basis' singular values
+        let m = fast.singular_values().len();
+        assert!(m >= 2 * (40 + KRYLOV_OVERSAMPLE) && m <= h.nrows() / 2, "{m}");
+        assert_eq!(full.singular_values().len(), h.nrows());
+        let sorted = |f: &DmdFit| {
+            let mut e = f.eigenvalues().unwrap();
+            e.sort_by(|a, b| (a.re, a.im).partial_cmp(&(b.re, b.im)).unwrap());
+            e
+        };
+        for (a, b) in sorted(&fast).iter().zip(sorted(&full).iter()) {
+            assert!((a - b).norm() < 1e-8, "eigenvalue {a} vs {b}");
+        }
+        // the same operator in the same basis up to the signs of the singular vectors:
+        // A_rand = D A_full D with D = sign(diag(U_full^T U_rand)), so every DSA score (a
+        // function of the operators up to orthogonal similarity) is the same
+        let d = mul(full.u.transpose(), fast.u.as_ref());
+        let signs: Vec<f64> = (0..40).map(|i| d[(i, i)].signum()).collect();
+        assert!((0..40).all(|i| (d[(i, i)].abs() - 1.0).abs() < 1e-8), "singular vectors differ beyond sign");
+        let diff = Mat::from_fn(40, 40, |i, j| fast.a_v[(i, j)] - signs[i] * full.a_v[(i, j)] * signs[j]);
+        assert!(diff.norm_max() < 1e-8 * full.a_v.norm_max(), "A_v differs by {}", diff.norm_max());
+        let dsa = crate::Dsa::new(crate::DsaParams { dmd: p, ..Default::default() }).unwrap();
+        let same = dsa.compare(&fast, &full).unwrap().value;
+        assert!(same < 1e-6, "DSA between the two fits of one recording: {same}");
+    }
+
+    /// Where the rank exceeds the numerical rank, or the rank is not a fixed count, the
+    /// randomised route steps aside and the full route's answer (or error) stands.
+    #[test]
+    fn randomized_route_steps_aside_when_it_does_not_apply() {
+        // 150 units that are mixtures of 5 latent series: numerical rank 5 x 8 = 40 < 45
+        let latent = noisy_rnn(16, 80, 5, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mix: Vec<f64> = (0..5 * 150).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+        let x = Array3::from_shape_fn((16, 80, 150), |(k, t, u)| {
+            (0..5).map(|l| latent[[k, t, l]] * mix[l * 150 + u]).sum()
+        });
+        let p = DmdParams { n_delays: 8, delay_interval: 2, rank: RankSelection::Count(45), ..Default::default() };
+        let emb = p.embedding();
+        let rows = emb.check_input(x.view(), "x", 2).unwrap();
+        let h = emb.embed_stacked(x.view(), rows);
+        assert!(TallSvd::randomized(h.as_ref(), &p, Par::Seq).unwrap().is_none());
+        let err = DmdFit::fit(x.view(), &p, Par::Seq).unwrap_err().to_string();
+        assert!(err.contains("numerical rank"), "{err}");
+        // rank 40 is within it: both routes agree on the operator's eigenvalues
+        let p40 = DmdParams { rank: RankSelection::Count(40), ..p };
+        assert!(TallSvd::randomized(h.as_ref(), &p40, Par::Seq).unwrap().is_some());
+        for rule in [RankSelection::Full, RankSelection::Threshold(1e-3), RankSelection::ExplainedVariance(0.9)] {
+            assert!(TallSvd::randomized(h.as_ref(), &DmdParams { rank: rule, ..p }, Par::Seq).unwrap().is_none());
+        }
+        let rrr = DmdParams { regression: Regression::ReducedRank, ..p40 };
+        assert!(TallSvd::randomized(h.as_ref(), &rrr, Par::Seq).unwrap().is_none());
     }
 
     /// The Gram route agrees with the QR + SVD route where it is taken, and is refused where
