@@ -488,6 +488,23 @@ fn report_tables_match_the_frames_and_every_figure_is_written() {
     assert_eq!(row("partial")[col("DSA study")], "0.292–0.367");
     assert_eq!(row("untrained")[col("DSA intended (rad)")], "–", "no DSA computed");
 
+    // The groups table reads the summary: every CKA cell is by_group's mean ± SEM.
+    for (o, sec) in outcomes.iter().zip([&secs[2], &secs[5]]) {
+        let c = sec.columns.iter().position(|c| c == "CKA (rad)").expect("CKA column");
+        let by = &o.summary.by_group;
+        for r in &sec.rows {
+            let pick = |name: &str| {
+                let (m, g, x) = (by.column("metric").expect("m"), by.column("left_group").expect("g"), by.column(name));
+                let (m, g, x) = (m.str().expect("s"), g.str().expect("s"), x.expect("x").f64().expect("f").clone());
+                (0..by.height()).find(|&i| m.get(i) == Some("cka") && g.get(i) == Some(r[1].as_str())).map(|i| x.get(i))
+            };
+            match (pick("mean"), pick("sem")) {
+                (Some(Some(mean)), Some(Some(sem))) => assert_eq!(r[c], format!("{mean:.3} ± {sem:.3}"), "{r:?}"),
+                _ => assert_eq!(r[c], "–", "{r:?}: a group without networks"),
+            }
+        }
+    }
+
     // The training table: final accuracy of master against its last checkpoints.
     let training = &secs[0];
     let master = training.rows.iter().find(|r| r[1] == "master").expect("master row");

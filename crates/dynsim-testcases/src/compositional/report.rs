@@ -201,17 +201,57 @@ fn rows(df: &DataFrame) -> Result<Rows, CompositionalError> {
     })
 }
 
+/// Mean and SEM of values the summary does not hold (accuracy curves, progress bins):
+/// `dynsim_query::stats::mean_sem`, with a single value's SEM NaN and no value NaN, NaN.
 fn mean_sem(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
+    match v {
+        [] => (f64::NAN, f64::NAN),
+        [x] => (*x, f64::NAN),
+        _ => dynsim_query::stats::mean_sem(v).unwrap_or((f64::NAN, f64::NAN)),
     }
-    let m = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (m, f64::NAN);
+}
+
+/// Mean ± SEM per (family, metric, level) read from a summary frame: `by_group` (level column
+/// `left_group`) or `by_pool` (`pool`). The report reads every group and pool statistic from
+/// here, so its tables and the CLI's agree by construction.
+struct Stats(BTreeMap<(String, String, String), (f64, f64)>);
+
+impl Stats {
+    fn new(frame: &DataFrame, level: &str) -> Result<Stats, CompositionalError> {
+        let text = |c: &str| -> Result<Vec<String>, CompositionalError> {
+            Ok(frame.column(c)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        };
+        let float = |c: &str| -> Result<Vec<f64>, CompositionalError> {
+            Ok(frame.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        };
+        let (fam, metric, lev, mean, sem) =
+            (text("family")?, text("metric")?, text(level)?, float("mean")?, float("sem")?);
+        let mut out = BTreeMap::new();
+        for i in 0..frame.height() {
+            out.insert((fam[i].clone(), metric[i].clone(), lev[i].clone()), (mean[i], sem[i]));
+        }
+        Ok(Stats(out))
     }
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
-    (m, (var / n).sqrt())
+
+    /// Mean and SEM (NaN when absent).
+    fn get(&self, fam: &str, metric: &str, level: &str) -> (f64, f64) {
+        self.0.get(&(fam.to_string(), metric.to_string(), level.to_string())).copied().unwrap_or((f64::NAN, f64::NAN))
+    }
+}
+
+/// An analysis's group and pool statistics ([`Summary::by_group`], [`Summary::by_pool`]).
+struct OutcomeStats {
+    groups: Stats,
+    pools: Stats,
+}
+
+impl OutcomeStats {
+    fn new(summary: &Summary) -> Result<OutcomeStats, CompositionalError> {
+        Ok(OutcomeStats {
+            groups: Stats::new(&summary.by_group, "left_group")?,
+            pools: Stats::new(&summary.by_pool, "pool")?,
+        })
+    }
 }
 
 fn fmt_ms(m: f64, s: f64) -> String {
@@ -244,37 +284,28 @@ fn finals(r: &Rows) -> BTreeMap<(&'static str, String, Group), Vec<f64>> {
     out
 }
 
-/// Our value for a study row on the study's scale: mean ± SEM, and for `Partial` the range of
-/// the five study groups' means.
-fn ours(
-    fin: &BTreeMap<(&'static str, String, Group), Vec<f64>>,
-    fam: &'static str,
-    metric: &str,
-    row: StudyRow,
-) -> String {
+/// Our value for a study row on the study's scale: mean ± SEM, and for `Partial` the pool's
+/// mean ± SEM with the range of the five study groups' means.
+fn ours(st: &OutcomeStats, fam: &str, metric: &str, row: StudyRow) -> String {
     let (k, _) = study_scale(metric);
-    let get = |g: Group| fin.get(&(fam, metric.to_string(), g)).cloned().unwrap_or_default();
     match row.group() {
         Some(g) => {
-            let v: Vec<f64> = get(g).iter().map(|x| x * k).collect();
-            let (m, s) = mean_sem(&v);
-            fmt_ms(m, s)
+            let (m, s) = st.groups.get(fam, metric, g.name());
+            fmt_ms(m * k, s * k)
         }
         None => {
-            let pooled: Vec<f64> =
-                Group::ALL.iter().filter(|g| g.pool() == Pool::Partial).flat_map(|g| get(*g)).map(|x| x * k).collect();
-            let (m, s) = mean_sem(&pooled);
+            let (m, s) = st.pools.get(fam, metric, Pool::Partial.name());
             let means: Vec<f64> = Group::STUDY_PARTIAL
                 .iter()
-                .map(|g| mean_sem(&get(*g).iter().map(|x| x * k).collect::<Vec<_>>()).0)
+                .map(|g| st.groups.get(fam, metric, g.name()).0 * k)
                 .filter(|m| m.is_finite())
                 .collect();
             let lo = means.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if means.is_empty() {
-                fmt_ms(m, s)
+                fmt_ms(m * k, s * k)
             } else {
-                format!("{} ({lo:.3}–{hi:.3})", fmt_ms(m, s))
+                format!("{} ({lo:.3}–{hi:.3})", fmt_ms(m * k, s * k))
             }
         }
     }
@@ -291,7 +322,7 @@ fn metrics_of(r: &Rows) -> Vec<&'static str> {
 }
 
 /// Ours next to the study's, per family, row and metric, for every analysis.
-fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Section {
+fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Result<Section, CompositionalError> {
     let mut columns = vec!["family".to_string(), "group".to_string()];
     for m in METRICS {
         for (o, _) in outcomes {
@@ -299,7 +330,8 @@ fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Section {
         }
         columns.push(format!("{} study", metric_label(m)));
     }
-    let fins: Vec<_> = outcomes.iter().map(|(_, r)| finals(r)).collect();
+    let stats: Vec<OutcomeStats> =
+        outcomes.iter().map(|(o, _)| OutcomeStats::new(&o.summary)).collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let families: Vec<&'static str> =
         FAMILIES.iter().copied().filter(|f| outcomes.iter().any(|(_, r)| r.family.contains(f))).collect();
@@ -307,15 +339,15 @@ fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Section {
         for row in StudyRow::ALL {
             let mut cells = vec![fam.to_string(), row.name().to_string()];
             for m in METRICS {
-                for fin in &fins {
-                    cells.push(ours(fin, fam, m, row));
+                for st in &stats {
+                    cells.push(ours(st, fam, m, row));
                 }
                 cells.push(fmt_study(study_value(fam, m, row)));
             }
             rows.push(cells);
         }
     }
-    Section {
+    Ok(Section {
         title: "Dissimilarity to master: ours and the study's".into(),
         intro: "Final networks against master of the same configuration and seed; mean ± SEM over configurations \
                 and seeds. DSA in radians, CKA and Procrustes as angle/(π/2), the study's scales. partial pools the \
@@ -327,13 +359,14 @@ fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Section {
         rows,
         reading: String::new(),
         figures: Vec::new(),
-    }
+    })
 }
 
 /// Per-group table, box plots with the study's values marked, and group x group heatmaps of
 /// one analysis.
-fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Section {
+fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Result<Section, CompositionalError> {
     let fin = finals(r);
+    let st = OutcomeStats::new(&o.summary)?;
     let (families, metrics) = (families_of(r), metrics_of(r));
     let mut columns = vec!["family".to_string(), "group".to_string()];
     for m in &metrics {
@@ -349,8 +382,7 @@ fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Section {
         for g in Group::ALL.iter().filter(|g| **g != Group::Master) {
             let mut cells = vec![fam.to_string(), g.name().to_string()];
             for m in &metrics {
-                let v = fin.get(&(*fam, m.to_string(), *g)).cloned().unwrap_or_default();
-                let (mean, sem) = mean_sem(&v);
+                let (mean, sem) = st.groups.get(fam, m, g.name());
                 cells.push(fmt_ms(mean, sem));
                 if *m != "dsa" {
                     let (k, _) = study_scale(m);
@@ -403,8 +435,8 @@ fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Section {
             });
         }
     }
-    let reading = ordering_reading(o, &fin, &families);
-    Section {
+    let reading = ordering_reading(o, &st, &families);
+    Ok(Section {
         title: format!("Groups ({a} analysis)"),
         intro: format!(
             "Dissimilarity of each group's final networks to master's, mean ± SEM over configurations and seeds \
@@ -416,7 +448,7 @@ fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Section {
         rows,
         reading,
         figures,
-    }
+    })
 }
 
 /// Mean group x group dissimilarity (times `k`) of one family and metric over configurations
@@ -448,16 +480,12 @@ fn group_matrix(r: &Rows, fam: &str, metric: &str, k: f64) -> ndarray::Array2<f6
 
 /// Whether untrained and master_frozen are both further from master than every pretrained
 /// group, per family and metric, as a sentence.
-fn ordering_reading(
-    o: &AnalysisOutcome,
-    fin: &BTreeMap<(&'static str, String, Group), Vec<f64>>,
-    families: &[&'static str],
-) -> String {
+fn ordering_reading(o: &AnalysisOutcome, st: &OutcomeStats, families: &[&'static str]) -> String {
     let mut parts = Vec::new();
     for fam in families {
         let mut ordered = Vec::new();
         for m in METRICS {
-            let mean = |g: Group| mean_sem(&fin.get(&(*fam, m.to_string(), g)).cloned().unwrap_or_default()).0;
+            let mean = |g: Group| st.groups.get(fam, m, g.name()).0;
             let controls = [Group::Untrained, Group::MasterFrozen].map(mean);
             let pretrained: Vec<f64> = Group::ALL
                 .iter()
@@ -717,9 +745,9 @@ pub fn section_training(setup: &Setup) -> Result<Section, CompositionalError> {
 pub fn sections(setup: &Setup, outcomes: &[AnalysisOutcome]) -> Result<Vec<Section>, CompositionalError> {
     let with_rows: Vec<(&AnalysisOutcome, Rows)> =
         outcomes.iter().map(|o| Ok((o, rows(&o.to_master)?))).collect::<Result<_, CompositionalError>>()?;
-    let mut out = vec![section_training(setup)?, section_study(&with_rows)];
+    let mut out = vec![section_training(setup)?, section_study(&with_rows)?];
     for (o, to_master) in &with_rows {
-        out.push(section_groups(o, to_master, &rows(&o.matrix)?));
+        out.push(section_groups(o, to_master, &rows(&o.matrix)?)?);
         out.push(section_tests(o)?);
         out.push(section_over_learning(o, &rows(&o.over_learning)?));
     }
