@@ -67,11 +67,17 @@ fn train_record_forward_through_the_binary() {
     for row in &cat.rows {
         assert_eq!(row.shape, [10, 200, 12], "10 trials x 200 stimulus steps x 12 units");
         assert_eq!(row.keys["model"], KeyValue::Str("leaky_rnn".into()));
-        assert_eq!(row.keys["group"], KeyValue::Str("pdm+anti_pdm+frozen".into()));
+        // the compositional study's name for this curriculum, as `testcase compositional` keys it
+        assert_eq!(row.keys["group"], KeyValue::Str("pretrain_basic_anti_frozen".into()));
         assert_eq!(row.keys["task"], KeyValue::Str("anti_pdm_delay".into()));
         assert_eq!(row.keys["study"], KeyValue::Str("cli".into()));
         assert_eq!(row.keys["hidden"], KeyValue::Int(12));
-        assert!(matches!(row.keys["config"], KeyValue::Str(ref s) if s.len() == 16));
+        assert!(
+            matches!(row.keys["config"], KeyValue::Str(ref s) if s.starts_with("leaky_rnn-relu-h12-lr")),
+            "{row:?}"
+        );
+        assert!(matches!(row.keys["run"], KeyValue::Str(ref s) if s.len() == 16));
+        assert_eq!(row.keys["trials"], KeyValue::Int(10));
         assert!(row.source.starts_with("dynsim record: run/checkpoints/"), "{}", row.source);
         assert!(
             row.source.contains("anti_pdm_delay test trials 0..10, window stimulus (steps 25..225)"),

@@ -12,6 +12,7 @@ use dynsim_nets::train::{self, Outcome, RunConfig};
 use dynsim_nets::{Activation, Arch, Batch, DType, Device, NetConfig, Rule, Task, Tensor};
 use dynsim_store::keys::parse_assignment;
 use dynsim_store::{ArrayRecording, IngestOptions, KeyValue, Keys, Store};
+use dynsim_testcases::compositional::{checkpoint_keys, CheckpointAt, Group};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
@@ -244,14 +245,19 @@ pub struct RecordArgs {
     keys: Vec<String>,
 }
 
-/// The curriculum label used as the `group` key: `none` (or `frozen`, when only the input
-/// weights of the random network trained), or the pretraining rules joined by `+`, with
-/// `+frozen` when only the input weights trained afterwards.
+/// The `group` key of a run: the compositional study's group name when its curriculum is one
+/// of the study's (`master`, `pretrain_basic_frozen`, ...: AntiPDMDelay as the target, see
+/// `Group::of`), so `dynsim record` and `dynsim testcase compositional` label the same network
+/// alike; otherwise the curriculum as text: the pretraining rules joined by `+` (or `none`),
+/// then `->` and the training rules, with `+frozen` when only the input weights trained on
+/// them (e.g. `pdm->anti_pdm_delay+frozen`).
 pub fn curriculum_group(run: &RunConfig) -> String {
-    if run.pretrain_rules.is_empty() {
-        return if run.frozen { "frozen" } else { "none" }.into();
+    if let Some(g) = Group::of(run) {
+        return g.name().into();
     }
-    let mut g = run.pretrain_rules.iter().map(|r| r.name()).collect::<Vec<_>>().join("+");
+    let names = |rules: &[Rule]| rules.iter().map(|r| r.name()).collect::<Vec<_>>().join("+");
+    let pre = if run.pretrain_rules.is_empty() { "none".to_string() } else { names(&run.pretrain_rules) };
+    let mut g = format!("{pre}->{}", names(&run.train_rules));
     if run.frozen {
         g.push_str("+frozen");
     }
@@ -303,8 +309,8 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
         let rec = record(&net, &rule, &window, a.trials)?;
         let run: RunConfig = serde_json::from_value(meta.run.clone())
             .with_context(|| format!("{}: the run configuration in its metadata does not parse", path.display()))?;
-        let keys =
-            record_keys(&meta, &run, rule, &a.window, last_epoch.get(&meta.phase).copied().unwrap_or(0), &extra)?;
+        let last = last_epoch.get(&meta.phase).copied().unwrap_or(0);
+        let keys = record_keys(&meta, &run, rule, &a.window, last, a.trials, &extra);
         let recording = ArrayRecording {
             values: rec.values,
             shape: rec.shape,
@@ -329,24 +335,22 @@ pub fn run_record(a: RecordArgs) -> Result<()> {
     Ok(())
 }
 
+/// The keys of a recorded checkpoint: the shared scheme of
+/// `dynsim_testcases::compositional::checkpoint_keys` (model, config, group, seed (the run's),
+/// run, phase, checkpoint, progress, task, trials), then `window`, the hyper-parameters
+/// (`activation`, `hidden` or `d_model`, `layers`; `lr`, `batch`) and the user's `--key`s.
 fn record_keys(
     meta: &CheckpointMeta,
     run: &RunConfig,
     rule: Rule,
     window: &str,
     last_epoch: usize,
+    trials: usize,
     extra: &Keys,
-) -> Result<Keys> {
-    let mut k = Keys::new();
+) -> Keys {
+    let at = CheckpointAt { epoch: meta.epoch, last_epoch };
+    let mut k = checkpoint_keys(run, &curriculum_group(run), run.seed, &meta.phase, at, rule, trials);
     let net = &run.net;
-    k.insert("model".into(), KeyValue::Str(net.arch.name().into()));
-    k.insert("group".into(), KeyValue::Str(curriculum_group(run)));
-    k.insert("config".into(), KeyValue::Str(run.id()));
-    k.insert("seed".into(), KeyValue::Int(run.seed as i64));
-    k.insert("checkpoint".into(), KeyValue::Int(meta.epoch as i64));
-    let progress = if last_epoch == 0 { 1.0 } else { meta.epoch as f64 / last_epoch as f64 };
-    k.insert("progress".into(), KeyValue::Float(progress));
-    k.insert("phase".into(), KeyValue::Str(meta.phase.clone()));
     match net.arch {
         Arch::Mamba => {
             k.insert("d_model".into(), KeyValue::Int(net.d_model as i64));
@@ -359,12 +363,11 @@ fn record_keys(
     }
     k.insert("lr".into(), KeyValue::Float(run.lr));
     k.insert("batch".into(), KeyValue::Int(run.batch as i64));
-    k.insert("task".into(), KeyValue::Str(rule.name().into()));
     k.insert("window".into(), KeyValue::Str(window.into()));
     for (name, v) in extra {
         k.insert(name.clone(), v.clone());
     }
-    Ok(k)
+    k
 }
 
 /// Arguments of `dynsim forward`.

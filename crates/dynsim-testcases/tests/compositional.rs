@@ -8,7 +8,8 @@ use dynsim_nets::train::input_parameters;
 use dynsim_nets::{checkpoint, Device, Rule};
 use dynsim_testcases::compositional::training::is_finished;
 use dynsim_testcases::compositional::{
-    plan, record_runs, select, train_runs, Analysis, ArchChoice, Group, Init, Pool, Preset, Run, Shard, TrainEvent,
+    plan, record_runs, select, train_runs, Analysis, ArchChoice, Configuration, Group, Init, Pool, Preset, Run, Shard,
+    TrainEvent,
 };
 
 /// The tiny RNN plan's runs of `groups` with `seeds` replicates, all groups of a seed from
@@ -71,7 +72,20 @@ fn the_plan_covers_every_group_and_the_study_grid() {
         assert_eq!(r.config.frozen, r.group.frozen());
         assert_eq!(r.config.max_epochs == 0, r.group == Group::Untrained);
         assert_eq!((r.config.lr, r.config.batch), (r.configuration.lr, r.configuration.batch));
+        // a training configuration names its group and configuration back (`dynsim record` keys)
+        assert_eq!(Group::of(&r.config), Some(r.group), "{:?}", r.group);
+        assert_eq!(Configuration::of(&r.config).name(), r.configuration.name());
     }
+    // pretraining order does not matter; another target, or frozen where the group is not, does
+    let basic_anti = tiny.iter().find(|r| r.group == Group::PretrainBasicAntiFrozen).expect("run");
+    let mut c = basic_anti.config.clone();
+    c.pretrain_rules.reverse();
+    assert_eq!(Group::of(&c), Some(Group::PretrainBasicAntiFrozen));
+    c.train_rules = vec![Rule::Pdm];
+    assert_eq!(Group::of(&c), None);
+    let mut c = tiny.iter().find(|r| r.group == Group::PretrainUnfrozen).expect("run").config.clone();
+    c.pretrain_rules.pop();
+    assert_eq!(Group::of(&c), None, "two tasks and unfrozen is no group");
     let paper_rnn = Preset::Paper.configurations(ArchChoice::Rnn);
     let paper_mamba = Preset::Paper.configurations(ArchChoice::Mamba);
     assert_eq!((paper_rnn.len(), paper_mamba.len()), (32, 64));

@@ -129,6 +129,22 @@ impl Group {
         }
     }
 
+    /// The group a training configuration belongs to: its target is AntiPDMDelay alone, and
+    /// its pretraining rules (in any order), freezing and training (`max_epochs` 0 is
+    /// `untrained`) are one group's. `None` for any other curriculum.
+    pub fn of(run: &dynsim_nets::train::RunConfig) -> Option<Group> {
+        if run.train_rules != [Rule::AntiPdmDelay] {
+            return None;
+        }
+        let mut pre = run.pretrain_rules.clone();
+        pre.sort_by_key(|r| r.name());
+        Group::ALL.into_iter().find(|g| {
+            let mut want = g.pretrain_rules();
+            want.sort_by_key(|r| r.name());
+            want == pre && (run.max_epochs > 0) == g.trains() && (!g.trains() || run.frozen == g.frozen())
+        })
+    }
+
     /// Whether the network is trained at all (every group but `untrained`).
     pub fn trains(self) -> bool {
         self != Group::Untrained

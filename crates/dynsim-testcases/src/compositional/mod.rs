@@ -25,7 +25,7 @@ pub use comparisons::{comparison, study_metrics, Kind, STUDY_DELAY_INTERVAL, STU
 pub use dynsim_query::Shard;
 pub use groups::{Group, Pool};
 pub use plan::{plan, select, ArchChoice, Configuration, Init, Preset, Run, Schedule};
-pub use recording::{record_runs, unrecorded, Analysis, RecordReport};
+pub use recording::{checkpoint_keys, record_runs, unrecorded, Analysis, CheckpointAt, RecordReport};
 pub use summary::{summarize, Summary};
 pub use training::{train_runs, TrainEvent, TrainReport};
 

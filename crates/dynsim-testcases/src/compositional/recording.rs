@@ -216,19 +216,55 @@ fn time_major(values: &[f32], [b, t, u]: [usize; 3]) -> (Vec<f32>, [usize; 3]) {
 }
 
 fn keys(run: &Run, epoch: usize, last_epoch: usize, analysis: Analysis, trials: usize) -> Keys {
+    let mut k = checkpoint_keys(
+        &run.config,
+        run.group.name(),
+        run.seed,
+        "train",
+        CheckpointAt { epoch, last_epoch },
+        Rule::AntiPdmDelay,
+        trials,
+    );
+    k.insert("analysis".into(), KeyValue::Str(analysis.name().into()));
+    k
+}
+
+/// A checkpoint's epoch and the last epoch of its phase (`progress` = epoch / last epoch, 1
+/// when the phase has no epoch).
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointAt {
+    /// The checkpoint's epoch.
+    pub epoch: usize,
+    /// The last epoch of its phase.
+    pub last_epoch: usize,
+}
+
+/// The keys every recording of a trained network's checkpoint carries, the same for
+/// `dynsim testcase compositional` and `dynsim record`: `model` (architecture), `config` (the
+/// configuration's name, [`Configuration::name`](super::plan::Configuration::name)), `group`,
+/// `seed`, `run` (the run id, [`RunConfig::id`](dynsim_nets::train::RunConfig::id)), `phase`,
+/// `checkpoint` (epoch), `progress`, `task` and `trials`.
+pub fn checkpoint_keys(
+    run: &dynsim_nets::train::RunConfig,
+    group: &str,
+    seed: u64,
+    phase: &str,
+    at: CheckpointAt,
+    task: Rule,
+    trials: usize,
+) -> Keys {
     let mut k = Keys::new();
     let s = |v: &str| KeyValue::Str(v.to_string());
-    k.insert("model".into(), s(run.configuration.net.arch.name()));
-    k.insert("config".into(), s(&run.configuration.name()));
-    k.insert("group".into(), s(run.group.name()));
-    k.insert("seed".into(), KeyValue::Int(run.seed as i64));
+    k.insert("model".into(), s(run.net.arch.name()));
+    k.insert("config".into(), s(&super::plan::Configuration::of(run).name()));
+    k.insert("group".into(), s(group));
+    k.insert("seed".into(), KeyValue::Int(seed as i64));
     k.insert("run".into(), s(&run.id()));
-    k.insert("phase".into(), s("train"));
-    k.insert("checkpoint".into(), KeyValue::Int(epoch as i64));
-    let progress = if last_epoch == 0 { 1.0 } else { epoch as f64 / last_epoch as f64 };
+    k.insert("phase".into(), s(phase));
+    k.insert("checkpoint".into(), KeyValue::Int(at.epoch as i64));
+    let progress = if at.last_epoch == 0 { 1.0 } else { at.epoch as f64 / at.last_epoch as f64 };
     k.insert("progress".into(), KeyValue::Float(progress));
-    k.insert("task".into(), s(Rule::AntiPdmDelay.name()));
-    k.insert("analysis".into(), s(analysis.name()));
+    k.insert("task".into(), s(task.name()));
     k.insert("trials".into(), KeyValue::Int(trials as i64));
     k
 }
