@@ -727,9 +727,9 @@ pub fn section_training(setup: &Setup) -> Result<Section, CompositionalError> {
         intro: format!(
             "Per family and group: runs, accuracy on AntiPDMDelay's evaluation set (decision steps) at the end of \
              training (mean ± SEM), mean pretraining epochs (all pretraining tasks together) and training epochs; a \
-             phase stops once its lowest task accuracy exceeds {} or after {} epochs.",
-            setup.preset.schedule().stop_accuracy,
-            setup.preset.schedule().max_epochs
+             phase stops once its lowest task accuracy exceeds the schedule's threshold or after its last epoch \
+             ({}).",
+            schedules(setup)
         ),
         columns: ["family", "group", "runs", "final accuracy", "pretraining epochs", "training epochs"]
             .map(String::from)
@@ -738,6 +738,26 @@ pub fn section_training(setup: &Setup) -> Result<Section, CompositionalError> {
         reading: String::new(),
         figures,
     })
+}
+
+/// Each family's schedule, as text: `RNN: 4096 samples per rule and epoch, at most 20 epochs,
+/// stop above 0.88; ...`, read from the runs' configurations.
+fn schedules(setup: &Setup) -> String {
+    let mut seen: BTreeMap<&'static str, String> = BTreeMap::new();
+    for run in setup.runs.iter().filter(|r| r.config.max_epochs > 0) {
+        let c = &run.config;
+        seen.entry(family(run.configuration.net.arch.name())).or_insert_with(|| {
+            format!(
+                "{} samples per rule and epoch, at most {} epochs, stop above {}",
+                c.samples_per_rule, c.max_epochs, c.stop_accuracy
+            )
+        });
+    }
+    FAMILIES
+        .iter()
+        .filter_map(|f| seen.get(f).map(|t| format!("{}: {t}", f.to_uppercase())))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Every section of the report, in order: training, ours vs the study, then per analysis the
