@@ -222,9 +222,10 @@ fn training_runs_groups_skips_finished_runs_and_resumes() {
 
 /// Recording: every training checkpoint once, with its keys; the untrained network of a
 /// shared initialisation is master's checkpoint 0; the study's reading holds the same states
-/// time-major from step 0; a second call computes nothing; an untrained run is an error.
+/// time-major from step 0, the whole trial all 350 steps; a second call computes nothing; an
+/// untrained run is an error.
 #[test]
-fn recording_every_checkpoint_in_both_analyses() {
+fn recording_every_checkpoint_in_every_analysis() {
     let all = tiny_runs(&[Group::Master, Group::Untrained], 1);
     let runs: Vec<&Run> = all.iter().collect();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -280,6 +281,42 @@ fn recording_every_checkpoint_in_both_analyses() {
             }
         }
     }
+    // The whole trial: all 350 steps, trials first; its steps 0..200 are repal's, 25..225
+    // intended's.
+    let rep = record_runs(&runs, &store, Analysis::WholeTrial, 8, &mut |_, _, _| {}).expect("record whole");
+    assert_eq!((rep.added, rep.present), (5, 0));
+    let cat = store.catalog().expect("catalogue");
+    let row = cat
+        .rows
+        .iter()
+        .find(|r| {
+            r.keys["group"].to_text() == "master"
+                && r.keys["checkpoint"] == dynsim_store::KeyValue::Int(0)
+                && r.keys["analysis"].to_text() == "whole_trial"
+        })
+        .expect("whole-trial row");
+    assert_eq!(row.shape, [8, 350, 16]);
+    let whole0 = store.read_row(row, true).expect("read").data;
+    for trial in 0..8 {
+        for k in 0..16 {
+            assert!((0..200).all(|s| whole0[[trial, s, k]] == repal0[[s, trial, k]]));
+            assert!((25..225).all(|s| whole0[[trial, s, k]] == master0[[trial, s - 25, k]]));
+        }
+    }
+}
+
+#[test]
+fn analyses_parse_alone_in_lists_and_as_both_or_all() {
+    use Analysis::{Intended, Repal, WholeTrial};
+    assert_eq!(Analysis::parse_list("intended").expect("one"), vec![Intended]);
+    assert_eq!(Analysis::parse_list("both").expect("both"), vec![Intended, Repal]);
+    assert_eq!(Analysis::parse_list("all").expect("all"), vec![Intended, Repal, WholeTrial]);
+    assert_eq!(Analysis::parse_list("whole_trial, repal,both").expect("list"), vec![WholeTrial, Repal, Intended]);
+    for a in Analysis::ALL {
+        assert_eq!(Analysis::parse(a.name()).expect("name"), a);
+    }
+    let e = Analysis::parse_list("intended,whole").expect_err("unknown").to_string();
+    assert!(e.contains("whole") && e.contains("whole_trial") && e.contains("both or all"), "{e}");
 }
 
 /// The three comparisons on a tiny study of three groups: how many pairs each has, master

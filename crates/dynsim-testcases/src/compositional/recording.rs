@@ -1,11 +1,13 @@
 //! Recording trained runs into the store: every checkpoint of a run's training phase (for
 //! `untrained`, its one starting checkpoint) on the fixed test trials of AntiPDMDelay.
 //!
-//! Two readings of the study ([`Analysis`]):
+//! Three readings of the study ([`Analysis`]):
 //! - [`Analysis::Intended`] (default): `trials x time x units` over the stimulus period
 //!   (steps 25..225 of the 350-step test trial, 200 steps: enough for DSA's 33 delays at
 //!   interval 6, which span 193 steps), the same trials for every network, so delay
 //!   embedding runs along time as DSA means it to;
+//! - [`Analysis::WholeTrial`]: as intended, over the whole 350-step test trial (fixation,
+//!   stimulus, delay, decision);
 //! - [`Analysis::Repal`]: what the study's code computed: steps `[0, 200)` of the trial
 //!   (fixation and early stimulus) stored time-major, `time x trials x units`, so that DSA
 //!   reads time steps as trials and embeds along the trial order. (Its third difference, a
@@ -36,23 +38,50 @@ pub enum Analysis {
     Intended,
     /// Steps 0..200, time x trials x units (the study's code).
     Repal,
+    /// The whole 350-step test trial (fixation, stimulus, delay, decision), trials x time x
+    /// units: the intended reading over every period, so the delay and the response, where the
+    /// recurrent weights have to hold and turn the evidence, are part of the dynamics compared.
+    WholeTrial,
 }
 
 impl Analysis {
-    /// Parses `intended` or `repal`.
+    /// Every analysis, in the report's order.
+    pub const ALL: [Analysis; 3] = [Analysis::Intended, Analysis::Repal, Analysis::WholeTrial];
+
+    /// Parses `intended`, `repal` or `whole_trial`.
     pub fn parse(text: &str) -> Result<Analysis, CompositionalError> {
-        match text {
-            "intended" => Ok(Analysis::Intended),
-            "repal" => Ok(Analysis::Repal),
-            _ => Err(CompositionalError::Config(format!("--analysis {text}: give intended or repal"))),
-        }
+        Analysis::ALL.into_iter().find(|a| a.name() == text).ok_or_else(|| {
+            CompositionalError::Config(format!("--analysis {text}: give intended, repal or whole_trial"))
+        })
     }
 
-    /// `intended` or `repal` (the `analysis` key).
+    /// Parses a comma-separated list of analyses, `both` (intended and repal) or `all`;
+    /// duplicates are dropped, the order kept.
+    pub fn parse_list(text: &str) -> Result<Vec<Analysis>, CompositionalError> {
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let more = match part {
+                "both" => vec![Analysis::Intended, Analysis::Repal],
+                "all" => Analysis::ALL.to_vec(),
+                other => vec![Analysis::parse(other).map_err(|e| {
+                    CompositionalError::Config(format!("{e}, a comma-separated list of them, both or all"))
+                })?],
+            };
+            for a in more {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `intended`, `repal` or `whole_trial` (the `analysis` key).
     pub fn name(self) -> &'static str {
         match self {
             Analysis::Intended => "intended",
             Analysis::Repal => "repal",
+            Analysis::WholeTrial => "whole_trial",
         }
     }
 
@@ -61,6 +90,7 @@ impl Analysis {
         match self {
             Analysis::Intended => Window::Period("stimulus".into()),
             Analysis::Repal => Window::Steps(0..200),
+            Analysis::WholeTrial => Window::Whole,
         }
     }
 }
@@ -152,7 +182,7 @@ pub fn record_runs(
             }
             let rec = record(&net, &rule, &analysis.window(), trials).map_err(fail)?;
             let (values, shape) = match analysis {
-                Analysis::Intended => (rec.values, rec.shape),
+                Analysis::Intended | Analysis::WholeTrial => (rec.values, rec.shape),
                 Analysis::Repal => time_major(&rec.values, rec.shape),
             };
             batch.push(ArrayRecording {
