@@ -201,8 +201,11 @@ pub fn run(a: CompositionalArgs) -> Result<()> {
             if let (Kind::OverLearning, Some(p)) = (kind, preprocess) {
                 c = c.preprocess(p);
             }
-            let out =
-                c.collect_with(CollectOptions { progress: Some(&mut |p| pb.on(p)), cancel: Some(cancel.clone()) })?;
+            let out = c.collect_with(CollectOptions {
+                progress: Some(&mut |p| pb.on(p)),
+                cancel: Some(cancel.clone()),
+                ..Default::default()
+            })?;
             pb.finish();
             if out.cancelled {
                 eprintln!("{INTERRUPTED}");

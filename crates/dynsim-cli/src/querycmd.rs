@@ -162,7 +162,11 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     let cancel = cancel_on_signal()?;
     let mut bar = PairBar::new("", "planning");
     let t0 = Instant::now();
-    let outcome = cmp.collect_with(CollectOptions { progress: Some(&mut |p| bar.on(p)), cancel: Some(cancel) });
+    let outcome = cmp.collect_with(CollectOptions {
+        progress: Some(&mut |p| bar.on(p)),
+        cancel: Some(cancel),
+        ..Default::default()
+    });
     bar.finish();
     let outcome = outcome?;
     let seconds = t0.elapsed().as_secs_f64();

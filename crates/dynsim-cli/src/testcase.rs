@@ -80,7 +80,8 @@ fn step<T>(
 ) -> Result<(T, f64)> {
     let mut bar = PairBar::new(name, waiting);
     let t = Instant::now();
-    let r = run(CollectOptions { progress: Some(&mut |p| bar.on(p)), cancel: Some(cancel.clone()) });
+    let r =
+        run(CollectOptions { progress: Some(&mut |p| bar.on(p)), cancel: Some(cancel.clone()), ..Default::default() });
     bar.finish();
     match r {
         Err(TestcaseError::Cancelled) => {

@@ -119,7 +119,15 @@ pub struct CollectOptions<'p> {
     /// Set it (e.g. from a Ctrl-C handler) to stop scheduling new work: the pairs in flight
     /// finish, every finished result is kept in the cache, and the outcome says `cancelled`.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Bytes of recordings (as f64) held in memory at once for the sample-wise metrics
+    /// (Procrustes, CKA) and preprocessed pairs; `None`: [`DATA_BUDGET`]. The missing tasks run
+    /// in chunks whose recordings fit it (a chunk holds at least one task).
+    pub data_budget: Option<usize>,
 }
+
+/// Default of [`CollectOptions::data_budget`]: 2 GiB, about a hundred 200 x 200 x 64
+/// recordings.
+pub const DATA_BUDGET: usize = 2 << 30;
 
 /// The result of [`Comparison::collect_with`].
 #[derive(Debug, Clone)]
@@ -314,7 +322,8 @@ impl<'s> Comparison<'s> {
     ///
     /// Missing DSA tasks first fit every recording they need once per distinct DMD
     /// parameter set (in parallel), then compare. Procrustes and CKA load the recordings
-    /// they need into memory (as f64) once. Every finished task is journaled at once, so an
+    /// they need into memory (as f64), a chunk of tasks at a time within
+    /// [`CollectOptions::data_budget`]. Every finished task is journaled at once, so an
     /// error, a cancellation or a kill keeps it. The first metric error stops the run (after
     /// the pairs in flight) and is returned, naming the pair.
     pub fn collect_with(&self, mut opts: CollectOptions<'_>) -> Result<Outcome, QueryError> {
@@ -396,53 +405,57 @@ impl<'s> Comparison<'s> {
             return Err(e);
         }
 
-        // Recordings the sample-wise metrics and the preprocessed pairs need.
-        let mut data: HashMap<String, Arc<Array3<f64>>> = HashMap::new();
-        for t in &missing {
-            let m = &plan.metrics[t.metric];
-            if m.needs_equal_samples() || m.preprocess().is_some() {
-                for row in [&plan.left[t.pair.left], &plan.right[t.pair.right]] {
+        // Nothing is written when everything is cached (a read-only store answers too).
+        let mut journal = if missing.is_empty() { None } else { Some(cache.journal()?) };
+        let total_missing = missing.len();
+        let mut computed = 0;
+        let mut error: Option<QueryError> = None;
+        // The recordings the sample-wise metrics and the preprocessed pairs need are loaded
+        // (as f64) per chunk of tasks within the data budget, so memory does not grow with
+        // the number of recordings compared.
+        let budget = opts.data_budget.unwrap_or(DATA_BUDGET);
+        for chunk in data_chunks(&plan, &missing, budget) {
+            if error.is_some() || stopped() {
+                break;
+            }
+            let mut data: HashMap<String, Arc<Array3<f64>>> = HashMap::new();
+            for t in &chunk {
+                for row in data_rows(&plan, t) {
                     if !data.contains_key(&row.hash) && !stopped() {
                         let x = self.store.read_row(row, false)?.data.mapv(f64::from);
                         data.insert(row.hash.clone(), Arc::new(x));
                     }
                 }
             }
-        }
-
-        // Nothing is written when everything is cached (a read-only store answers too).
-        let mut journal = if missing.is_empty() { None } else { Some(cache.journal()?) };
-        let total_missing = missing.len();
-        let mut computed = 0;
-        let mut error: Option<QueryError> = None;
-        par_for_each(
-            &missing,
-            &stopped,
-            |t| compute(&plan, t, &fits, &data),
-            |i, res| {
-                let t = &missing[i];
-                match res {
-                    Ok(row) => {
-                        found.insert(row.key(), row.clone());
-                        if let Some(Err(e)) = journal.as_mut().map(|j| j.append(row)) {
-                            stop.store(true, Ordering::Relaxed);
-                            error.get_or_insert(e);
+            par_for_each(
+                &chunk,
+                &stopped,
+                |t| compute(&plan, t, &fits, &data),
+                |i, res| {
+                    let t = &chunk[i];
+                    match res {
+                        Ok(row) => {
+                            found.insert(row.key(), row.clone());
+                            if let Some(Err(e)) = journal.as_mut().map(|j| j.append(row)) {
+                                stop.store(true, Ordering::Relaxed);
+                                error.get_or_insert(e);
+                            }
+                            computed += 1;
                         }
-                        computed += 1;
+                        Err(source) => {
+                            stop.store(true, Ordering::Relaxed);
+                            error.get_or_insert(QueryError::Metric {
+                                metric: plan.metrics[t.metric].label(),
+                                left: plan.left[t.pair.left].id.clone(),
+                                right: plan.right[t.pair.right].id.clone(),
+                                source: Box::new(source),
+                            });
+                        }
                     }
-                    Err(source) => {
-                        stop.store(true, Ordering::Relaxed);
-                        error.get_or_insert(QueryError::Metric {
-                            metric: plan.metrics[t.metric].label(),
-                            left: plan.left[t.pair.left].id.clone(),
-                            right: plan.right[t.pair.right].id.clone(),
-                            source: Box::new(source),
-                        });
-                    }
-                }
-                report(Progress::Computed { done: computed, total: total_missing });
-            },
-        );
+                    report(Progress::Computed { done: computed, total: total_missing });
+                },
+            );
+        }
         if let Some(j) = journal {
             j.finish()?;
             cache.merge_parts(MERGE_PARTS_ABOVE)?;
@@ -454,6 +467,48 @@ impl<'s> Comparison<'s> {
         let frame = result_frame(&plan, &found, &missing_keys)?;
         Ok(Outcome { frame, total: plan.tasks.len(), cached, computed, fits: fits.len(), cancelled })
     }
+}
+
+/// The recordings a task needs in memory: both sides for a sample-wise metric or a
+/// preprocessed pair, none for plain DSA (its fits are computed before).
+fn data_rows<'p>(plan: &'p Plan, t: &Task) -> Vec<&'p CatalogRow> {
+    let m = &plan.metrics[t.metric];
+    if m.needs_equal_samples() || m.preprocess().is_some() {
+        vec![&plan.left[t.pair.left], &plan.right[t.pair.right]]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The missing tasks in chunks whose distinct recordings (as f64, [`data_rows`]) take at
+/// most `budget` bytes; a task alone over the budget is a chunk of its own. Tasks are ordered
+/// by right recording, then left, so that a recording compared with many (master against
+/// every group) is loaded once per chunk.
+fn data_chunks(plan: &Plan, missing: &[Task], budget: usize) -> Vec<Vec<Task>> {
+    let mut order: Vec<Task> = missing.to_vec();
+    order.sort_by_key(|t| (t.pair.right, t.pair.left, t.metric));
+    let bytes = |r: &CatalogRow| r.shape.iter().product::<usize>() * std::mem::size_of::<f64>();
+    let mut chunks = Vec::new();
+    let (mut chunk, mut held, mut size) = (Vec::new(), HashSet::new(), 0usize);
+    for t in order {
+        let new: Vec<&CatalogRow> = data_rows(plan, &t).into_iter().filter(|r| !held.contains(&r.hash)).collect();
+        let more: usize = new.iter().map(|r| bytes(r)).sum();
+        if !chunk.is_empty() && size + more > budget {
+            chunks.push(std::mem::take(&mut chunk));
+            held.clear();
+            size = 0;
+        }
+        for r in data_rows(plan, &t) {
+            if held.insert(r.hash.clone()) {
+                size += bytes(r);
+            }
+        }
+        chunk.push(t);
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
 }
 
 /// A DMD fit is shared by every recording with this content and these DMD parameters.

@@ -90,6 +90,41 @@ fn results_equal_direct_calls_and_a_second_collect_computes_nothing() {
     assert!(strs(&first.frame, "cached").iter().all(|c| c == "false"));
 }
 
+/// A data budget smaller than the recordings runs the sample-wise metrics in chunks (one
+/// task per chunk at 1 byte, a few at two recordings' size): the same values as one chunk,
+/// every task computed once.
+#[test]
+fn a_small_data_budget_computes_the_same_values_in_chunks() {
+    let metrics = specs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = values(&all_pairs(&six(dir.path()), &metrics).collect().expect("one chunk"));
+    // a recording here is 3 trials x 40 steps x 3 units of f64
+    for budget in [1, 2 * 3 * 40 * 3 * 8] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = six(dir.path());
+        let mut computed = Vec::new();
+        let mut progress = |p: Progress| {
+            if let Progress::Computed { done, .. } = p {
+                computed.push(done);
+            }
+        };
+        let out = all_pairs(&store, &metrics)
+            .collect_with(CollectOptions {
+                data_budget: Some(budget),
+                progress: Some(&mut progress),
+                ..Default::default()
+            })
+            .expect("chunks");
+        assert_eq!((out.computed, out.cached), (45, 0), "budget {budget}");
+        assert_eq!(computed, (1..=45).collect::<Vec<_>>(), "every task reported once, budget {budget}");
+        let got = values(&out.frame);
+        assert_eq!(got.len(), reference.len());
+        for (k, v) in &reference {
+            assert!((got[k] - v).abs() <= 1e-12 * v.abs().max(1.0), "{k:?}: {} vs {v} (budget {budget})", got[k]);
+        }
+    }
+}
+
 #[test]
 fn new_content_or_parameters_recompute_exactly_the_affected_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -179,7 +214,7 @@ fn cancelling_keeps_finished_pairs_and_the_next_run_does_the_rest() {
         }
     };
     let out = all_pairs(&store, &metrics)
-        .collect_with(CollectOptions { progress: Some(&mut progress), cancel: Some(cancel) })
+        .collect_with(CollectOptions { progress: Some(&mut progress), cancel: Some(cancel), ..Default::default() })
         .expect("cancelled run");
     // Tasks already running when the flag is seen still finish and are kept; on a fast machine
     // that can be all of them (workers run ahead of the thread that journals and reports), so
@@ -202,7 +237,7 @@ fn cancelling_keeps_finished_pairs_and_the_next_run_does_the_rest() {
         }
     };
     let none = all_pairs(&store2, &metrics)
-        .collect_with(CollectOptions { progress: Some(&mut progress), cancel: Some(cancel) })
+        .collect_with(CollectOptions { progress: Some(&mut progress), cancel: Some(cancel), ..Default::default() })
         .expect("cancelled run");
     assert!(none.cancelled);
     assert_eq!((none.computed, none.frame.height()), (0, 0));
