@@ -6,7 +6,10 @@ use dynsim_kernel::{payload, recording_html, store_html, Matrix};
 
 fn study(dir: &std::path::Path) -> Store {
     let store = Store::init(dir.join("store")).expect("init");
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/ingest/study.h5");
+    let file = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../data/ingest/study.h5");
     let opts = IngestOptions {
         layout: Some(Layout::parse("/{group}/checkpoint_{checkpoint}/{task}").expect("layout")),
         ..IngestOptions::default()

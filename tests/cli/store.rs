@@ -66,7 +66,10 @@ pub(crate) fn python_with(modules: &[&str]) -> Command {
     }
     // One folder per set of modules, so that tests running at once never pip into one folder.
     let folder = format!("pydeps-{}", modules.join("-"));
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target").join(&folder);
+    let dir =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()))
+            .join("../../target")
+            .join(&folder);
     let dir = std::env::var_os("CARGO_TARGET_DIR").map(|t| PathBuf::from(t).join(&folder)).unwrap_or(dir);
     if !probe(Some(&dir)) {
         let st = Command::new("python3")

@@ -17,7 +17,10 @@ use serde_json::{json, Value};
 use crate::output::println;
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/bench").join(name)
+    // at run time when run through cargo (the source may have moved since the build)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()))
+        .join("../../data/bench")
+        .join(name)
 }
 
 fn run_json(cmd: &mut Command, what: &str) -> Result<Value> {

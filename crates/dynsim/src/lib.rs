@@ -50,7 +50,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("dynsim-facade-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::init(&dir).expect("init");
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ingest/study.h5");
+        let file = std::path::PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+        )
+        .join("../../data/ingest/study.h5");
         let opts = IngestOptions {
             layout: Some(Layout::parse("/{group}/checkpoint_{checkpoint}/{task}").expect("layout")),
             ..IngestOptions::default()

@@ -16,8 +16,11 @@ pub struct Golden {
 }
 
 pub fn golden_cases() -> Vec<Golden> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/reference");
-    let mut names: Vec<_> = std::fs::read_dir(dir)
+    let dir = format!(
+        "{}/../../data/reference",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("data/reference exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))

@@ -43,7 +43,10 @@ pub struct Golden {
 }
 
 pub fn golden(name: &str) -> Golden {
-    let path = format!("{}/../../data/reference/nets/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../data/reference/nets/{name}.json",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
+    );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
     let c = &v["config"];
     let config = match c["model"].as_str().expect("model") {

@@ -9,7 +9,10 @@ use polars::prelude::*;
 
 fn study_store(dir: &Path) -> Store {
     let store = Store::init(dir.join("store")).expect("init");
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ingest/study.h5");
+    let file = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../data/ingest/study.h5");
     let opts = IngestOptions {
         layout: Some(Layout::parse("/{group}/checkpoint_{checkpoint}/{task}").expect("layout")),
         ..IngestOptions::default()

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 /// The repository's `data/` folder.
 pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()))
+        .join("../../data")
 }
 
 /// The h5py-written fixtures (copied from the shared fixtures, with their manifest).
