@@ -471,11 +471,22 @@ impl TallSvd {
                 return Ok(None);
             }
             // next block: H H^T of the last one, orthogonalised twice against the basis
+            let before: Vec<f64> = (0..ht.ncols()).map(|j| ht.col(j).norm_l2()).collect();
             let mut next = ht;
             for _ in 0..2 {
                 let coef = mul_par(k.subcols(0, m).transpose(), next.as_ref(), par);
                 let proj = mul_par(k.subcols(0, m), coef.as_ref(), par);
                 next -= proj;
+            }
+            // A column (nearly) inside the basis already: the Krylov space is exhausted and its
+            // QR would invent directions that need not be orthogonal to the basis; the full
+            // route takes over.
+            let kept = |j: usize| {
+                let norm = next.col(j).norm_l2();
+                norm.is_finite() && norm > 1e-8 * before[j]
+            };
+            if !(0..next.ncols()).all(kept) {
+                return Ok(None);
             }
             block = next.qr().compute_thin_Q();
         }
