@@ -34,10 +34,9 @@ use crate::storecmd::StoreArg;
 #[derive(Debug, Args)]
 pub struct CompositionalArgs {
     /// Architectures: rnn, mamba or all (default: rnn for small, all for tiny and paper). The
-    /// small preset's Mamba does not fit its 20-minute budget on 2 cores: Mamba trains at about
-    /// 10 ms per sample on one core and had not learned AntiPDMDelay from scratch after 24,576
-    /// samples, so `--preset small --arch all` adds up to ~43 minutes per seed for a Mamba that
-    /// is still under-trained (see SMALL_MAMBA in the docs of dynsim-testcases).
+    /// small preset's Mamba does not fit its 20-minute budget on 2 cores: one seed of its eleven
+    /// groups took 31 minutes of training here, and some networks stay under-trained (see
+    /// SMALL_MAMBA in the docs of dynsim-testcases).
     #[arg(long)]
     arch: Option<String>,
     /// Size: tiny (minutes; for tests and the notebook), small (one 2-core machine) or paper

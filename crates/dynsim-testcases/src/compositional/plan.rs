@@ -90,12 +90,13 @@ pub enum Preset {
 ///
 /// Mamba does not fit the small preset's 20 minutes, so `--preset small` runs the RNN unless
 /// `--arch` asks for Mamba. Measured on this 2-core machine (d_model 8, 1 layer, lr 0.01,
-/// batch 16): about 10 ms per training sample on one core; PDM reached 0.85 after 6,144
-/// samples and stayed at 0.84-0.88, but AntiPDMDelay from scratch was still at chance
-/// (0.49-0.52) after 24,576 samples (12 epochs of 2,048). One seed of the eleven groups trains
-/// at most 15 pretraining rule-phases and 10 training phases of 10 x 2,048 samples: about
-/// 512,000 samples, up to ~43 minutes on 2 cores. Expect an under-trained Mamba at this size:
-/// the study's schedule (`paper`, 50 epochs of 8,000 samples) is for a cluster.
+/// batch 16): 3.5-4.5 ms per training sample on one core (up to 10 with both cores busy).
+/// Learning AntiPDMDelay from scratch varies with the seed: one network was still at chance
+/// (0.49-0.52) after 24,576 samples, while the one-seed small run's master reached 0.88 after
+/// 10,240. One seed of the eleven groups trains at most 15 pretraining rule-phases and 10
+/// training phases of 10 x 2,048 samples (about 512,000 samples); the one-seed run took 31
+/// minutes of training and two of its partial groups stayed at 0.51. The study's schedule
+/// (`paper`, 50 epochs of 8,000 samples) is for a cluster.
 pub const SMALL_MAMBA: Schedule =
     Schedule { max_epochs: 10, samples_per_rule: 2048, eval_per_rule: 512, stop_accuracy: 0.88 };
 
