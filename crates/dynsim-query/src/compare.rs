@@ -418,14 +418,26 @@ impl<'s> Comparison<'s> {
             if error.is_some() || stopped() {
                 break;
             }
+            // A recording that cannot be read ends the run like a metric error: what earlier
+            // chunks computed is kept in the cache.
             let mut data: HashMap<String, Arc<Array3<f64>>> = HashMap::new();
-            for t in &chunk {
+            'load: for t in &chunk {
                 for row in data_rows(&plan, t) {
                     if !data.contains_key(&row.hash) && !stopped() {
-                        let x = self.store.read_row(row, false)?.data.mapv(f64::from);
-                        data.insert(row.hash.clone(), Arc::new(x));
+                        match self.store.read_row(row, false) {
+                            Ok(r) => {
+                                data.insert(row.hash.clone(), Arc::new(r.data.mapv(f64::from)));
+                            }
+                            Err(e) => {
+                                error = Some(e.into());
+                                break 'load;
+                            }
+                        }
                     }
                 }
+            }
+            if error.is_some() {
+                break;
             }
             par_for_each(
                 &chunk,

@@ -125,6 +125,30 @@ fn a_small_data_budget_computes_the_same_values_in_chunks() {
     }
 }
 
+/// A recording that cannot be read in a later chunk ends the run with an error naming it, and
+/// what the earlier chunks computed stays in the cache.
+#[test]
+fn an_unreadable_recording_in_a_later_chunk_keeps_the_earlier_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = six(dir.path());
+    let metrics: Vec<MetricSpec> = ["procrustes", "cka"].iter().map(|s| MetricSpec::parse(s).expect("spec")).collect();
+    let cat = store.catalog().expect("catalog");
+    // tasks run by right recording; the recording with the largest id is the right side of the
+    // most pairs, so its chunks come last
+    let last = cat.rows.iter().max_by_key(|r| r.id.clone()).expect("row");
+    let file = store.root().join(&last.file);
+    let saved = std::fs::read(&file).expect("read");
+    std::fs::write(&file, &saved[..saved.len() / 2]).expect("truncate");
+    let budget = 2 * 3 * 40 * 3 * 8;
+    let err = all_pairs(&store, &metrics)
+        .collect_with(CollectOptions { data_budget: Some(budget), ..Default::default() })
+        .expect_err("damaged recording");
+    assert!(err.to_string().contains(&last.file) || err.to_string().contains(&last.id), "{err}");
+    std::fs::write(&file, &saved).expect("restore");
+    let out = all_pairs(&store, &metrics).collect_with(CollectOptions::default()).expect("after repair");
+    assert!(out.cached > 0 && out.cached + out.computed == 30, "kept {} of 30, computed {}", out.cached, out.computed);
+}
+
 #[test]
 fn new_content_or_parameters_recompute_exactly_the_affected_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
