@@ -182,15 +182,21 @@ struct Rows {
     progress: Vec<f64>,
 }
 
+/// A column as text (null: empty).
+fn text_column(df: &DataFrame, c: &str) -> Result<Vec<String>, CompositionalError> {
+    Ok(df.column(c)?.cast(&DataType::String)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+}
+
+/// A column as f64 (null: NaN).
+fn float_column(df: &DataFrame, c: &str) -> Result<Vec<f64>, CompositionalError> {
+    Ok(df.column(c)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
 fn rows(df: &DataFrame) -> Result<Rows, CompositionalError> {
-    let text = |c: &str| -> Result<Vec<String>, CompositionalError> {
-        Ok(df.column(c)?.cast(&DataType::String)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
-    };
+    let text = |c: &str| text_column(df, c);
     let groups =
         |c: &str| -> Result<Vec<Group>, CompositionalError> { text(c)?.iter().map(|g| Group::parse(g)).collect() };
-    let float = |c: &str| -> Result<Vec<f64>, CompositionalError> {
-        Ok(df.column(c)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-    };
+    let float = |c: &str| float_column(df, c);
     Ok(Rows {
         family: text("left_model")?.iter().map(|m| family(m)).collect(),
         metric: text("metric")?,
@@ -218,12 +224,8 @@ struct Stats(BTreeMap<(String, String, String), (f64, f64)>);
 
 impl Stats {
     fn new(frame: &DataFrame, level: &str) -> Result<Stats, CompositionalError> {
-        let text = |c: &str| -> Result<Vec<String>, CompositionalError> {
-            Ok(frame.column(c)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
-        };
-        let float = |c: &str| -> Result<Vec<f64>, CompositionalError> {
-            Ok(frame.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-        };
+        let text = |c: &str| text_column(frame, c);
+        let float = |c: &str| float_column(frame, c);
         let (fam, metric, lev, mean, sem) =
             (text("family")?, text("metric")?, text(level)?, float("mean")?, float("sem")?);
         let mut out = BTreeMap::new();
@@ -322,24 +324,22 @@ fn metrics_of(r: &Rows) -> Vec<&'static str> {
 }
 
 /// Ours next to the study's, per family, row and metric, for every analysis.
-fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Result<Section, CompositionalError> {
+fn section_study(outcomes: &[(&AnalysisOutcome, Rows, OutcomeStats)]) -> Section {
     let mut columns = vec!["family".to_string(), "group".to_string()];
     for m in METRICS {
-        for (o, _) in outcomes {
+        for (o, _, _) in outcomes {
             columns.push(format!("{} {} ({})", metric_label(m), o.analysis.name(), study_scale(m).1));
         }
         columns.push(format!("{} study", metric_label(m)));
     }
-    let stats: Vec<OutcomeStats> =
-        outcomes.iter().map(|(o, _)| OutcomeStats::new(&o.summary)).collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let families: Vec<&'static str> =
-        FAMILIES.iter().copied().filter(|f| outcomes.iter().any(|(_, r)| r.family.contains(f))).collect();
+        FAMILIES.iter().copied().filter(|f| outcomes.iter().any(|(_, r, _)| r.family.contains(f))).collect();
     for fam in &families {
         for row in StudyRow::ALL {
             let mut cells = vec![fam.to_string(), row.name().to_string()];
             for m in METRICS {
-                for st in &stats {
+                for (_, _, st) in outcomes {
                     cells.push(ours(st, fam, m, row));
                 }
                 cells.push(fmt_study(study_value(fam, m, row)));
@@ -347,7 +347,7 @@ fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Result<Section, Compo
             rows.push(cells);
         }
     }
-    Ok(Section {
+    Section {
         title: "Dissimilarity to master: ours and the study's".into(),
         intro: "Final networks against master of the same configuration and seed; mean ± SEM over configurations \
                 and seeds. DSA in radians, CKA and Procrustes as angle/(π/2), the study's scales. partial pools the \
@@ -359,14 +359,13 @@ fn section_study(outcomes: &[(&AnalysisOutcome, Rows)]) -> Result<Section, Compo
         rows,
         reading: String::new(),
         figures: Vec::new(),
-    })
+    }
 }
 
 /// Per-group table, box plots with the study's values marked, and group x group heatmaps of
 /// one analysis.
-fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Result<Section, CompositionalError> {
+fn section_groups(o: &AnalysisOutcome, st: &OutcomeStats, r: &Rows, matrix: &Rows) -> Section {
     let fin = finals(r);
-    let st = OutcomeStats::new(&o.summary)?;
     let (families, metrics) = (families_of(r), metrics_of(r));
     let mut columns = vec!["family".to_string(), "group".to_string()];
     for m in &metrics {
@@ -435,8 +434,8 @@ fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Result<Sectio
             });
         }
     }
-    let reading = ordering_reading(o, &st, &families);
-    Ok(Section {
+    let reading = ordering_reading(o, st, &families);
+    Section {
         title: format!("Groups ({a} analysis)"),
         intro: format!(
             "Dissimilarity of each group's final networks to master's, mean ± SEM over configurations and seeds \
@@ -448,7 +447,7 @@ fn section_groups(o: &AnalysisOutcome, r: &Rows, matrix: &Rows) -> Result<Sectio
         rows,
         reading,
         figures,
-    })
+    }
 }
 
 /// Mean group x group dissimilarity (times `k`) of one family and metric over configurations
@@ -763,11 +762,14 @@ fn schedules(setup: &Setup) -> String {
 /// Every section of the report, in order: training, ours vs the study, then per analysis the
 /// groups, the tests between pools and over learning.
 pub fn sections(setup: &Setup, outcomes: &[AnalysisOutcome]) -> Result<Vec<Section>, CompositionalError> {
-    let with_rows: Vec<(&AnalysisOutcome, Rows)> =
-        outcomes.iter().map(|o| Ok((o, rows(&o.to_master)?))).collect::<Result<_, CompositionalError>>()?;
-    let mut out = vec![section_training(setup)?, section_study(&with_rows)?];
-    for (o, to_master) in &with_rows {
-        out.push(section_groups(o, to_master, &rows(&o.matrix)?)?);
+    // Each analysis's to-master rows and summary statistics, read once for every section.
+    let read: Vec<(&AnalysisOutcome, Rows, OutcomeStats)> = outcomes
+        .iter()
+        .map(|o| Ok((o, rows(&o.to_master)?, OutcomeStats::new(&o.summary)?)))
+        .collect::<Result<_, CompositionalError>>()?;
+    let mut out = vec![section_training(setup)?, section_study(&read)];
+    for (o, to_master, st) in &read {
+        out.push(section_groups(o, st, to_master, &rows(&o.matrix)?));
         out.push(section_tests(o)?);
         out.push(section_over_learning(o, &rows(&o.over_learning)?));
     }
