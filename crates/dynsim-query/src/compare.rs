@@ -503,14 +503,14 @@ fn data_chunks(plan: &Plan, missing: &[Task], budget: usize) -> Vec<Vec<Task>> {
     let mut chunks = Vec::new();
     let (mut chunk, mut held, mut size) = (Vec::new(), HashSet::new(), 0usize);
     for t in order {
-        let new: Vec<&CatalogRow> = data_rows(plan, &t).into_iter().filter(|r| !held.contains(&r.hash)).collect();
-        let more: usize = new.iter().map(|r| bytes(r)).sum();
+        let needed = data_rows(plan, &t);
+        let more: usize = needed.iter().filter(|r| !held.contains(&r.hash)).map(|r| bytes(r)).sum();
         if !chunk.is_empty() && size + more > budget {
             chunks.push(std::mem::take(&mut chunk));
             held.clear();
             size = 0;
         }
-        for r in data_rows(plan, &t) {
+        for r in needed {
             if held.insert(r.hash.clone()) {
                 size += bytes(r);
             }
