@@ -2,10 +2,129 @@
 
 use faer::Mat;
 use ndarray::ArrayView3;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{json, Map, Value};
 
 use crate::error::{MetricError, Result};
 use crate::linalg::{arccos_clipped, centre_columns, fro, inner, mul};
-use crate::shape::prepare_pair;
+use crate::metric::{self, Metric, MetricInfo, Param, ParamKind, Prepared, Samples, Scored};
+use crate::shape::{prepare_pair, score_choice};
+use crate::Score;
+
+impl Serialize for Kernel {
+    /// `"linear"` or `{"rbf": threshold}` (the canonical form of CKA specifications).
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Kernel::Linear => s.serialize_str("linear"),
+            Kernel::Rbf { threshold } => json!({ "rbf": threshold }).serialize(s),
+        }
+    }
+}
+
+/// CKA as a distance: the angle `arccos(CKA)` (radians) or that angle over `pi/2`
+/// ([`Score::Normalized`], the seed study's scale); the similarity is an extra.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CkaDistance {
+    /// Kernel and estimator.
+    #[serde(flatten)]
+    pub cka: Cka,
+    /// [`Score::Angular`] or [`Score::Normalized`].
+    pub score: Score,
+}
+
+impl CkaDistance {
+    /// Validate: the RBF bandwidth multiplier is positive and finite; the score is angular.
+    pub fn new(cka: Cka, score: Score) -> Result<Self> {
+        if let Kernel::Rbf { threshold } = cka.kernel {
+            if !(threshold > 0.0 && threshold.is_finite()) {
+                return Err(MetricError::InvalidParameter {
+                    name: "threshold",
+                    value: threshold.to_string(),
+                    expected: "a positive multiplier of the median bandwidth".into(),
+                });
+            }
+        }
+        if score == Score::Euclidean {
+            return Err(MetricError::InvalidParameter {
+                name: "score",
+                value: "euclidean".into(),
+                expected: "angular or normalized: CKA is reported as the angle arccos(CKA)".into(),
+            });
+        }
+        Ok(Self { cka, score })
+    }
+}
+
+/// CKA's registry entry: `cka:kernel=rbf,threshold=0.5,debiased=true`.
+pub static CKA_INFO: MetricInfo = MetricInfo {
+    name: "cka",
+    version: 1,
+    summary: "Centred kernel alignment, reported as the angle arccos(CKA)",
+    formula: "CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L));  linear, biased: |Y^T X|_F^2 / (|X^T X|_F |Y^T Y|_F)\n\
+              value = arccos(CKA) (radians) or arccos(CKA)/(pi/2) (normalized); extras: similarity = CKA",
+    reference: "Kornblith, Norouzi, Lee & Hinton (2019), Similarity of neural network representations revisited, \
+                ICML; debiased: Song et al. (2012)",
+    params: &[
+        Param { name: "kernel", kind: ParamKind::Choice(&["linear", "rbf"]), default: "linear", help: "the kernel" },
+        Param {
+            name: "threshold",
+            kind: ParamKind::Number,
+            default: "none",
+            help: "rbf only: bandwidth as a multiple of the median pairwise distance (default 1)",
+        },
+        Param { name: "debiased", kind: ParamKind::Flag, default: "false", help: "the unbiased HSIC estimator" },
+        Param {
+            name: "score",
+            kind: ParamKind::Choice(&["angular", "normalized"]),
+            default: "angular",
+            help: "angular (radians) or normalized (angle/(pi/2), the seed study's scale)",
+        },
+    ],
+    build: build_cka,
+};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct CkaOptions {
+    kernel: Option<String>,
+    threshold: Option<f64>,
+    debiased: bool,
+    score: Option<String>,
+}
+
+fn build_cka(map: Map<String, Value>) -> std::result::Result<Box<dyn Metric>, String> {
+    let o: CkaOptions = metric::options(map)?;
+    let rbf = o.kernel.as_deref() == Some("rbf");
+    if o.threshold.is_some() && !rbf {
+        return Err("threshold applies to kernel=rbf only".into());
+    }
+    let cka = Cka {
+        kernel: if rbf { Kernel::Rbf { threshold: o.threshold.unwrap_or(1.0) } } else { Kernel::Linear },
+        estimator: if o.debiased { HsicEstimator::Debiased } else { HsicEstimator::Biased },
+    };
+    Ok(Box::new(CkaDistance::new(cka, score_choice(o.score.as_deref())).map_err(metric::invalid)?))
+}
+
+impl Metric for CkaDistance {
+    fn info(&self) -> &'static MetricInfo {
+        &CKA_INFO
+    }
+
+    fn params(&self) -> Value {
+        metric::to_json(self)
+    }
+
+    /// The angle; extras `similarity` (CKA itself).
+    fn score(&self, a: &Prepared, b: &Prepared) -> Result<Scored> {
+        let (a, b) = (a.samples("cka")?, b.samples("cka")?);
+        Samples::check_pair(a, b)?;
+        let s = self.cka.similarity_samples(a.x.clone(), b.x.clone())?;
+        let value = self.score.of_cosine(s).unwrap_or(f64::NAN);
+        let mut extras = Map::new();
+        extras.insert("similarity".into(), json!(s));
+        Ok(Scored { value, extras })
+    }
+}
 
 /// The kernel CKA compares.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,7 +141,8 @@ pub enum Kernel {
 }
 
 /// Which HSIC estimator CKA normalises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HsicEstimator {
     /// The biased estimator `tr(K H L H)` (the original CKA).
     #[default]
@@ -54,7 +174,7 @@ pub const MAX_GRAM_SAMPLES: usize = 8192;
 /// let y = x.mapv(|v| 3.0 * v + 1.0);
 /// assert!((Cka::default().similarity(x.view(), y.view()).unwrap() - 1.0).abs() < 1e-12);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Cka {
     /// The kernel.
     pub kernel: Kernel,
@@ -71,7 +191,12 @@ impl Default for Cka {
 impl Cka {
     /// The CKA similarity in `[0, 1]` (the debiased estimator can dip slightly below 0).
     pub fn similarity(&self, x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<f64> {
-        let (mut xs, mut ys) = prepare_pair(x, y)?;
+        let (xs, ys) = prepare_pair(x, y)?;
+        self.similarity_samples(xs, ys)
+    }
+
+    /// CKA of two `samples x units` matrices (validated, same rows).
+    fn similarity_samples(&self, mut xs: Mat<f64>, mut ys: Mat<f64>) -> Result<f64> {
         centre_columns(&mut xs);
         centre_columns(&mut ys);
         for (m, what) in [(&xs, "left recording"), (&ys, "right recording")] {

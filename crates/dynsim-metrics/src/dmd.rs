@@ -14,7 +14,8 @@ use crate::Complex64;
 
 /// How the DMD rank `r` is chosen from the singular values `s_0 >= s_1 >= ...` of the
 /// embedding. Exactly one rule applies.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RankSelection {
     /// Full rank: every direction above the numerical-rank tolerance
     /// `s_0 * max(rows, width) * eps`.
@@ -29,7 +30,8 @@ pub enum RankSelection {
 }
 
 /// The regression that fits the operator on the singular-vector coordinates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Regression {
     /// Principal-component regression on the first `r` right singular vectors (HAVOK):
     /// `A_v = ((Vm^T Vm + lambda I)^-1 Vm^T Vp)^T`, an `r x r` operator.
@@ -48,7 +50,7 @@ pub enum Regression {
 /// let p = DmdParams { n_delays: 33, delay_interval: 6, rank: RankSelection::Count(50), ..Default::default() };
 /// assert_eq!(p.lambda, 0.0);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct DmdParams {
     /// Number of delays of the Hankel embedding.
     pub n_delays: usize,

@@ -3,15 +3,21 @@
 
 use faer::Par;
 use ndarray::{Array2, ArrayView3};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
 use crate::dmd::{DmdFit, DmdParams};
 use crate::error::{MetricError, Result};
+use crate::metric::{self, Certificate, Matching, Metric, MetricInfo, Param, ParamKind, Prepared, Scored};
 use crate::pairwise::{map_indexed, Parallelism};
 use crate::simdist::{SimilarityFit, SimilarityParams, SimilarityTransformDist};
 use crate::wasserstein::eigenvalue_wasserstein;
+use crate::RankSelection;
+use crate::{Group, Regression};
 
 /// The score DSA reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DsaScore {
     /// `arccos <A, C B C^T>` of the unit-norm operators (radians).
     #[default]
@@ -24,11 +30,13 @@ pub enum DsaScore {
 }
 
 /// Parameters of DSA: the DMD fit, the optimiser and the score.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct DsaParams {
     /// Embedding and DMD parameters (the same for every recording).
+    #[serde(flatten)]
     pub dmd: DmdParams,
     /// Optimiser of the similarity-transform distance.
+    #[serde(flatten)]
     pub similarity: SimilarityParams,
     /// Reported score.
     pub score: DsaScore,
@@ -47,6 +55,18 @@ pub struct DsaComparison {
     pub transform: Option<SimilarityFit>,
     /// Ranks of the left and right operators.
     pub ranks: (usize, usize),
+    /// A certified lower bound on `value` (angular and euclidean scores; `None` for the
+    /// Wasserstein score): no orthogonal `C` gives a smaller score
+    /// ([`crate::SimilarityBound`]), so `value - lower` bounds the optimiser's distance to
+    /// the global optimum.
+    pub lower: Option<f64>,
+}
+
+impl DsaComparison {
+    /// `value - lower`, when there is a bound.
+    pub fn gap(&self) -> Option<f64> {
+        self.lower.map(|l| self.value - l)
+    }
 }
 
 /// DSA as an object: hyper-parameters validated once, then `fit` each recording once and
@@ -101,13 +121,16 @@ impl Dsa {
                 fallback: self.params.score != DsaScore::Wasserstein,
                 transform: None,
                 ranks,
+                lower: None,
             });
         }
         let fit = SimilarityTransformDist::new(self.params.similarity).fit_faer(a.a_v_faer(), b.a_v_faer())?;
+        let angular = self.params.score == DsaScore::Angular;
         Ok(DsaComparison {
-            value: if self.params.score == DsaScore::Angular { fit.angular } else { fit.euclidean },
+            value: if angular { fit.angular } else { fit.euclidean },
             score: self.params.score,
             fallback: false,
+            lower: Some(if angular { fit.angular_lower } else { fit.euclidean_lower }),
             transform: Some(fit),
             ranks,
         })
@@ -188,6 +211,214 @@ impl DsaMatrix {
         self.values[[i, j]] = c.value;
         self.loss[[i, j]] = c.transform.as_ref().map_or(f64::NAN, |t| t.loss);
         self.fallback[[i, j]] = c.fallback;
+    }
+}
+
+/// DSA's registry entry: `dsa:n_delays=33,delay_interval=6,rank=50`.
+pub static DSA_INFO: MetricInfo = MetricInfo {
+    name: "dsa",
+    version: 1,
+    summary: "Dynamical Similarity Analysis: a DMD operator per recording (delay embedding, \
+              principal-component regression), compared up to an orthogonal change of basis",
+    formula: "angular = min_{C in O(n)} arccos <A, C B C^T>_F   (A, B the unit-norm DMD operators, radians)\n\
+              euclidean = min_C |A - C B C^T|_F;  wasserstein: eigenvalue 2-Wasserstein distance\n\
+              extras: lower = certified bound arccos(min(sum s_i(A) s_i(B), sym/skew bound)), gap = value - lower",
+    reference: "Ostrow, Eisen, Kozachkov & Fiete (2023), Beyond geometry: comparing the temporal structure of \
+                computation in neural circuits with dynamical similarity analysis, NeurIPS; dsa-metric",
+    params: &[
+        Param { name: "n_delays", kind: ParamKind::Count, default: "1", help: "delays of the Hankel embedding" },
+        Param {
+            name: "delay_interval",
+            kind: ParamKind::Count,
+            default: "1",
+            help: "spacing of the delays, in time steps",
+        },
+        Param { name: "rank", kind: ParamKind::Count, default: "none", help: "DMD rank, a count (default: full)" },
+        Param {
+            name: "rank_thresh",
+            kind: ParamKind::Number,
+            default: "none",
+            help: "instead of rank: keep singular values above this fraction of the largest",
+        },
+        Param {
+            name: "rank_explained_variance",
+            kind: ParamKind::Number,
+            default: "none",
+            help: "instead of rank: smallest rank explaining this fraction of the variance",
+        },
+        Param { name: "lambda", kind: ParamKind::Number, default: "0", help: "ridge penalty of the regression" },
+        Param { name: "steps_ahead", kind: ParamKind::Count, default: "1", help: "prediction horizon, in rows" },
+        Param {
+            name: "reduced_rank",
+            kind: ParamKind::Flag,
+            default: "false",
+            help: "reduced-rank instead of principal-component regression",
+        },
+        Param {
+            name: "score",
+            kind: ParamKind::Choice(&["angular", "euclidean", "wasserstein"]),
+            default: "angular",
+            help: "the score reported",
+        },
+        Param { name: "seed", kind: ParamKind::Count, default: "0", help: "seed of the optimiser's random starts" },
+        Param {
+            name: "restarts",
+            kind: ParamKind::Count,
+            default: "0",
+            help: "random restarts per determinant component (thorough: 4)",
+        },
+        Param { name: "max_iters", kind: ParamKind::Count, default: "1000", help: "iteration cap of one start" },
+        Param { name: "grad_tol", kind: ParamKind::Number, default: "1e-10", help: "gradient-norm tolerance" },
+        Param {
+            name: "thorough",
+            kind: ParamKind::Flag,
+            default: "false",
+            help: "run every start to convergence instead of racing them",
+        },
+        Param {
+            name: "group",
+            kind: ParamKind::Choice(&["o", "so"]),
+            default: "o",
+            help: "orthogonal transforms searched: O(n) or rotations SO(n)",
+        },
+    ],
+    build: build_dsa,
+};
+
+/// The text options of DSA (keys of [`DSA_INFO`]`.params`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct DsaOptions {
+    n_delays: Option<usize>,
+    delay_interval: Option<usize>,
+    rank: Option<usize>,
+    rank_thresh: Option<f64>,
+    rank_explained_variance: Option<f64>,
+    lambda: Option<f64>,
+    steps_ahead: Option<usize>,
+    reduced_rank: bool,
+    score: Option<String>,
+    seed: Option<u64>,
+    restarts: Option<usize>,
+    max_iters: Option<usize>,
+    grad_tol: Option<f64>,
+    thorough: bool,
+    group: Option<String>,
+}
+
+fn build_dsa(map: Map<String, Value>) -> std::result::Result<Box<dyn Metric>, String> {
+    let o: DsaOptions = metric::options(map)?;
+    let rules = [
+        ("rank", o.rank.is_some()),
+        ("rank_thresh", o.rank_thresh.is_some()),
+        ("rank_explained_variance", o.rank_explained_variance.is_some()),
+    ];
+    let given: Vec<&str> = rules.iter().filter(|r| r.1).map(|r| r.0).collect();
+    if given.len() > 1 {
+        return Err(format!("give one rank rule, not {}", given.join(" and ")));
+    }
+    let rank = match (o.rank, o.rank_thresh, o.rank_explained_variance) {
+        (Some(r), _, _) => RankSelection::Count(r),
+        (_, Some(t), _) => RankSelection::Threshold(t),
+        (_, _, Some(v)) => RankSelection::ExplainedVariance(v),
+        _ => RankSelection::Full,
+    };
+    if o.thorough && o.restarts.is_some_and(|r| r != SimilarityParams::thorough().restarts) {
+        return Err("thorough sets its own restarts (4 per component, every start to convergence); drop restarts \
+                    or thorough"
+            .into());
+    }
+    let d = DmdParams::default();
+    let base = if o.thorough { SimilarityParams::thorough() } else { SimilarityParams::default() };
+    let params = DsaParams {
+        dmd: DmdParams {
+            n_delays: o.n_delays.unwrap_or(d.n_delays),
+            delay_interval: o.delay_interval.unwrap_or(d.delay_interval),
+            rank,
+            lambda: o.lambda.unwrap_or(d.lambda),
+            steps_ahead: o.steps_ahead.unwrap_or(d.steps_ahead),
+            regression: if o.reduced_rank { Regression::ReducedRank } else { Regression::PrincipalComponent },
+        },
+        similarity: SimilarityParams {
+            group: if o.group.as_deref() == Some("so") { Group::SO } else { Group::O },
+            restarts: o.restarts.unwrap_or(base.restarts),
+            max_iters: o.max_iters.unwrap_or(base.max_iters),
+            grad_tol: o.grad_tol.unwrap_or(base.grad_tol),
+            seed: o.seed.unwrap_or(base.seed),
+            race: base.race,
+        },
+        score: match o.score.as_deref() {
+            Some("euclidean") => DsaScore::Euclidean,
+            Some("wasserstein") => DsaScore::Wasserstein,
+            _ => DsaScore::Angular,
+        },
+    };
+    Ok(Box::new(Dsa::new(params).map_err(metric::invalid)?))
+}
+
+impl Metric for Dsa {
+    fn info(&self) -> &'static MetricInfo {
+        &DSA_INFO
+    }
+
+    fn params(&self) -> Value {
+        metric::to_json(&self.params)
+    }
+
+    fn matching(&self) -> Matching {
+        Matching::Nothing
+    }
+
+    fn prepare_key(&self) -> String {
+        json!({ "dmd": metric::to_json(&self.params.dmd) }).to_string()
+    }
+
+    fn compact(&self) -> bool {
+        true
+    }
+
+    fn prepare(&self, x: ArrayView3<'_, f64>) -> Result<Prepared> {
+        Ok(Prepared::Operator(self.fit(x)?))
+    }
+
+    /// The score, with extras `score` (the one reported: `wasserstein` when the ranks
+    /// differ), `rank_left`, `rank_right`, `fallback_to_wasserstein`, and for the angular
+    /// and euclidean scores `angular`, `euclidean`, `loss`, `det`, `iterations`, the
+    /// certified `lower` bound and `gap = value - lower`.
+    fn score(&self, a: &Prepared, b: &Prepared) -> Result<Scored> {
+        let c = self.compare(a.operator("dsa")?, b.operator("dsa")?)?;
+        let mut extras = Map::new();
+        extras.insert("score".into(), json!(c.score));
+        extras.insert("rank_left".into(), json!(c.ranks.0));
+        extras.insert("rank_right".into(), json!(c.ranks.1));
+        extras.insert("fallback_to_wasserstein".into(), json!(c.fallback));
+        if let Some(t) = &c.transform {
+            extras.insert("angular".into(), json!(t.angular));
+            extras.insert("euclidean".into(), json!(t.euclidean));
+            extras.insert("loss".into(), json!(t.loss));
+            extras.insert("det".into(), json!(t.det));
+            extras.insert("iterations".into(), json!(t.iterations));
+        }
+        if let (Some(lower), Some(gap)) = (c.lower, c.gap()) {
+            extras.insert("lower".into(), json!(lower));
+            extras.insert("gap".into(), json!(gap));
+        }
+        Ok(Scored { value: c.value, extras })
+    }
+
+    /// `A`, `B`: the unit-norm operators compared; `C`: the optimal orthogonal transform, so
+    /// that `angular = arccos(sum(A * (C @ B @ C.T)))`. `None` for the Wasserstein score.
+    fn certificate(&self, a: &Prepared, b: &Prepared) -> Result<Option<Certificate>> {
+        let (fa, fb) = (a.operator("dsa")?, b.operator("dsa")?);
+        let c = self.compare(fa, fb)?;
+        let Some(t) = c.transform else { return Ok(None) };
+        let unit = |m: Array2<f64>| {
+            let n = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+            m.mapv(|v| v / n)
+        };
+        Ok(Some(Certificate {
+            arrays: vec![("A".into(), unit(fa.a_v())), ("B".into(), unit(fb.a_v())), ("C".into(), t.c)],
+        }))
     }
 }
 

@@ -2,12 +2,82 @@
 
 use faer::{Mat, Side};
 use ndarray::ArrayView3;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::error::{MetricError, Result};
 use crate::linalg::{
     arccos_clipped, centre_columns, check_finite3, check_nonempty3, evd_err, flatten_samples, fro, mul, svd_err,
 };
+use crate::metric::{self, Metric, MetricInfo, Param, ParamKind, Prepared, Samples, Scored};
 use crate::Score;
+
+/// Procrustes' registry entry: `procrustes:alpha=1,score=angular`.
+pub static PROCRUSTES_INFO: MetricInfo = MetricInfo {
+    name: "procrustes",
+    version: 1,
+    summary: "Procrustes and the generalised shape metrics: the angle (or distance) between two recordings' \
+              sample clouds after the best rotation, with partial whitening alpha",
+    formula: "angular = arccos( |X~^T Y~|_* / (|X~|_F |Y~|_F) )   (X~, Y~ centred, partially whitened, zero-padded)\n\
+              euclidean = sqrt(|X~|^2 + |Y~|^2 - 2 |X~^T Y~|_*) / sqrt(samples);  normalized = angular / (pi/2)",
+    reference: "Williams, Kunz, Kornblith & Linderman (2021), Generalized shape metrics on neural representations, \
+                NeurIPS; netrep's LinearMetric",
+    params: &[
+        Param {
+            name: "alpha",
+            kind: ParamKind::Number,
+            default: "1",
+            help: "partial whitening in [0, 1]: 1 = Procrustes, 0 = full whitening (CCA-like)",
+        },
+        Param {
+            name: "score",
+            kind: ParamKind::Choice(&["angular", "euclidean", "normalized"]),
+            default: "angular",
+            help: "angular (radians), euclidean, or normalized (angle/(pi/2), the seed study's scale)",
+        },
+    ],
+    build: build_procrustes,
+};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct ProcrustesOptions {
+    alpha: Option<f64>,
+    score: Option<String>,
+}
+
+pub(crate) fn score_choice(s: Option<&str>) -> Score {
+    match s {
+        Some("euclidean") => Score::Euclidean,
+        Some("normalized") => Score::Normalized,
+        _ => Score::Angular,
+    }
+}
+
+fn build_procrustes(map: Map<String, Value>) -> std::result::Result<Box<dyn Metric>, String> {
+    let o: ProcrustesOptions = metric::options(map)?;
+    let m = ShapeMetric { alpha: o.alpha.unwrap_or(1.0), score: score_choice(o.score.as_deref()) };
+    m.validate().map_err(metric::invalid)?;
+    Ok(Box::new(m))
+}
+
+impl Metric for ShapeMetric {
+    fn info(&self) -> &'static MetricInfo {
+        &PROCRUSTES_INFO
+    }
+
+    fn params(&self) -> Value {
+        metric::to_json(self)
+    }
+
+    fn score(&self, a: &Prepared, b: &Prepared) -> Result<Scored> {
+        self.validate()?;
+        let (a, b) = (a.samples("procrustes")?, b.samples("procrustes")?);
+        Samples::check_pair(a, b)?;
+        let value = self.distance_samples(a.x.clone(), b.x.clone())?;
+        Ok(Scored { value, extras: Map::new() })
+    }
+}
 
 /// The generalised shape metric with partial whitening `alpha` (Williams, Kunz, Kornblith &
 /// Linderman 2021, "Generalized shape metrics on neural representations"; netrep's
@@ -34,7 +104,7 @@ use crate::Score;
 /// let d = ShapeMetric::procrustes(Score::Angular).distance(x.view(), x.view()).unwrap();
 /// assert!(d < 1e-6);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ShapeMetric {
     /// Regularisation of the whitening, in `[0, 1]` (1 = Procrustes, 0 = full whitening).
     pub alpha: f64,
@@ -72,6 +142,11 @@ impl ShapeMetric {
     pub fn distance(&self, x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<f64> {
         self.validate()?;
         let (xs, ys) = prepare_pair(x, y)?;
+        self.distance_samples(xs, ys)
+    }
+
+    /// The distance between two `samples x units` matrices (validated, same rows).
+    fn distance_samples(&self, xs: Mat<f64>, ys: Mat<f64>) -> Result<f64> {
         let width = xs.ncols().max(ys.ncols());
         let xw = self.whiten(pad(xs, width), "left recording")?;
         let yw = self.whiten(pad(ys, width), "right recording")?;
@@ -80,6 +155,7 @@ impl ShapeMetric {
         let (nx, ny) = (fro(xw.as_ref()), fro(yw.as_ref()));
         Ok(match self.score {
             Score::Angular => arccos_clipped(nuc / (nx * ny)),
+            Score::Normalized => arccos_clipped(nuc / (nx * ny)) / std::f64::consts::FRAC_PI_2,
             Score::Euclidean => ((nx * nx + ny * ny - 2.0 * nuc).max(0.0)).sqrt() / (xw.nrows() as f64).sqrt(),
         })
     }

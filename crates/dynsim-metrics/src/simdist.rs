@@ -12,7 +12,8 @@ use crate::error::{MetricError, Result};
 use crate::linalg::{check_finite_mat, dot, evd_err, fro, inner, mul, to_faer, to_ndarray};
 
 /// Which orthogonal transforms the distance minimises over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Group {
     /// The whole orthogonal group O(n): both components, `det C = +1` and `det C = -1`.
     #[default]
@@ -22,7 +23,7 @@ pub enum Group {
 }
 
 /// Parameters of the optimiser behind [`SimilarityTransformDist`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SimilarityParams {
     /// The group searched.
     pub group: Group,
@@ -77,6 +78,87 @@ pub struct SimilarityFit {
     /// When racing, a start dropped early reports the loss where it stopped, so the losing
     /// component's entry is an upper bound.
     pub component_loss: [f64; 2],
+    /// A certified lower bound on `angular`: no orthogonal `C` scores below it
+    /// ([`SimilarityBound`]), so `angular - angular_lower` bounds how far the optimiser can
+    /// be from the global optimum.
+    pub angular_lower: f64,
+    /// The same bound on `euclidean`: `sqrt(2 - 2 u)`, `u` the bound of [`SimilarityBound`].
+    pub euclidean_lower: f64,
+}
+
+/// An upper bound on `<A, C B C^T>_F` over every orthogonal `C`, for unit-norm `A`, `B`:
+/// the certified lower bound of the DSA distance.
+///
+/// Two valid bounds, the smaller is kept:
+///
+/// ```text
+/// von Neumann:    <A, C B C^T> <= sum_i s_i(A) s_i(B)            (singular values, descending)
+/// sym / skew:     <A, C B C^T> =  <S_A, C S_B C^T> + <K_A, C K_B C^T>
+///                              <= sum_i l_i(S_A) l_i(S_B) + sum_i s_i(K_A) s_i(K_B)
+/// ```
+///
+/// with `S = (M + M^T)/2`, `K = (M - M^T)/2` (the cross terms vanish: a congruence keeps
+/// symmetric and skew parts apart, and they are orthogonal), eigenvalues `l` of the
+/// symmetric parts sorted descending (the maximum of `tr(S_A C S_B C^T)` over O(n) is
+/// their sorted product; von Neumann / Richter 1958). The second is exact when both
+/// operators are symmetric, where the first can be loose; the first is exact when `B` is
+/// an orthogonal similarity of `A` with `A` normal. Then `angular >= arccos(u)` and
+/// `euclidean >= sqrt(2 - 2u)` (for `u` = von Neumann this is `|s(A) - s(B)|_2`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimilarityBound {
+    /// The von Neumann bound `sum s_i(A) s_i(B)`.
+    pub von_neumann: f64,
+    /// The symmetric / skew-symmetric bound.
+    pub sym_skew: f64,
+}
+
+impl SimilarityBound {
+    /// Both bounds for the operators `a`, `b` (normalised to unit Frobenius norm here).
+    pub fn new(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Result<Self> {
+        Self::of(to_faer(a).as_ref(), to_faer(b).as_ref())
+    }
+
+    pub(crate) fn of(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Result<Self> {
+        let (na, nb) = (fro(a), fro(b));
+        if na == 0.0 || nb == 0.0 {
+            return Err(MetricError::AllZero { what: "operator".into(), detail: String::new() });
+        }
+        let sv = |m: MatRef<'_, f64>| -> Result<Vec<f64>> {
+            let mut s = m.singular_values().map_err(crate::linalg::svd_err)?;
+            s.sort_by(|x, y| y.total_cmp(x));
+            Ok(s)
+        };
+        let part = |m: MatRef<'_, f64>, n: f64, sign: f64| {
+            Mat::from_fn(m.nrows(), m.ncols(), |i, j| 0.5 * (m[(i, j)] + sign * m[(j, i)]) / n)
+        };
+        let (sa, sb) = (sv(a)?, sv(b)?);
+        let von_neumann = sa.iter().zip(&sb).map(|(x, y)| x * y).sum::<f64>() / (na * nb);
+        let eig = |m: Mat<f64>| -> Result<Vec<f64>> {
+            let mut l = m.self_adjoint_eigenvalues(Side::Lower).map_err(evd_err)?;
+            l.sort_by(|x, y| y.total_cmp(x));
+            Ok(l)
+        };
+        let (la, lb) = (eig(part(a, na, 1.0))?, eig(part(b, nb, 1.0))?);
+        let (ka, kb) = (sv(part(a, na, -1.0).as_ref())?, sv(part(b, nb, -1.0).as_ref())?);
+        let sym_skew =
+            la.iter().zip(&lb).map(|(x, y)| x * y).sum::<f64>() + ka.iter().zip(&kb).map(|(x, y)| x * y).sum::<f64>();
+        Ok(Self { von_neumann, sym_skew })
+    }
+
+    /// The tighter of the two bounds on the inner product, clipped into `[-1, 1]`.
+    pub fn inner_product(&self) -> f64 {
+        self.von_neumann.min(self.sym_skew).clamp(-1.0, 1.0)
+    }
+
+    /// The certified lower bound of the angular score, `arccos(u)` (radians).
+    pub fn angular(&self) -> f64 {
+        self.inner_product().acos()
+    }
+
+    /// The certified lower bound of the euclidean score, `sqrt(2 - 2u)`.
+    pub fn euclidean(&self) -> f64 {
+        (2.0 - 2.0 * self.inner_product()).max(0.0).sqrt()
+    }
 }
 
 /// Distance between operators up to an orthogonal change of basis (Ostrow et al. 2023):
@@ -209,6 +291,11 @@ impl SimilarityTransformDist {
         let (angular, euclidean) = scores_unit(problem.a, problem.b, c.as_ref());
         let c = if swap { c.transpose().to_owned() } else { c };
         let det = if c.as_ref().determinant() >= 0.0 { 1 } else { -1 };
+        let bound = SimilarityBound::of(problem.a, problem.b)?;
+        // Not clipped to the value: when the bound is attained both are equal up to rounding
+        // (arccos near 1 amplifies it to ~1e-8), and a bound above the value by more would
+        // be a bug the tests must see.
+        let (angular_lower, euclidean_lower) = (bound.angular(), bound.euclidean());
         Ok(SimilarityFit {
             c: to_ndarray(c.as_ref()),
             angular,
@@ -217,6 +304,8 @@ impl SimilarityTransformDist {
             iterations,
             det,
             component_loss,
+            angular_lower,
+            euclidean_lower,
         })
     }
 }

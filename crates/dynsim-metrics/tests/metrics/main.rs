@@ -2,5 +2,6 @@
 
 mod common;
 mod errors;
+mod family;
 mod golden;
 mod properties;
