@@ -66,13 +66,43 @@ fn dsa_on_lorenz_files_reaches_the_reference() {
         let want = reference(fixture)["dsa_angular"].as_f64().unwrap();
         let got = v["value"].as_f64().unwrap();
         assert!(got <= want + 0.02, "{fixture}: {got} vs {want}");
-        assert_eq!(v["ranks"], serde_json::json!([12, 12]));
+        assert_eq!((v["rank_left"].as_u64(), v["rank_right"].as_u64()), (Some(12), Some(12)));
         assert!(v["det"].as_i64().unwrap().abs() == 1);
+        assert_eq!(v["unit"], "rad");
+        // the certified bound: below the value, and the gap is their difference
+        let (lower, gap) = (v["lower"].as_f64().unwrap(), v["gap"].as_f64().unwrap());
+        assert!(lower <= got + 1e-9 && (got - lower - gap).abs() < 1e-12, "{fixture}: {lower} {gap} {got}");
         scores.push(got);
     }
     // The metric separates the regimes: a system of another regime is farther than one of the
     // same regime (a constant or zero score fails here).
     assert!(scores[1] > scores[0] + 0.05, "other regime {} vs same regime {}", scores[1], scores[0]);
+}
+
+/// `--certificate DIR` writes A, B and C; read back (with the store's own .npy reader, but
+/// scored here with ndarray alone) they reproduce the value, C is orthogonal, and the bound
+/// recomputed from A and B's singular values lies below it.
+#[test]
+fn dsa_certificate_reproduces_the_score() {
+    let (x, y) = (data("lorenz_x.npy"), data("lorenz_other.npy"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("cert");
+    let v = json_ok(&lorenz_dsa_args(&x, &y, &["--json", "--certificate", dir.to_str().expect("utf-8")]));
+    let read = |n: &str| -> ndarray::Array2<f64> {
+        let a = dynsim_store::read_npy(dir.join(format!("{n}.npy"))).expect("npy").into_f64();
+        a.into_dimensionality::<ndarray::Ix2>().expect("2-d")
+    };
+    let (a, b, c) = (read("A"), read("B"), read("C"));
+    let inner: f64 = a.iter().zip(c.dot(&b).dot(&c.t()).iter()).map(|(p, q)| p * q).sum();
+    let value = v["value"].as_f64().unwrap();
+    assert!((inner.clamp(-1.0, 1.0).acos() - value).abs() < 1e-9, "{} vs {value}", inner.acos());
+    let ctc = c.t().dot(&c);
+    assert!(ctc.indexed_iter().all(|((i, j), x)| (x - if i == j { 1.0 } else { 0.0 }).abs() < 1e-9));
+    assert!(v["lower"].as_f64().unwrap() <= value);
+    // procrustes has no certificate: a clear error, nothing written
+    let err = fail(&["metric", "procrustes", &x, &y, "--certificate", tmp.path().join("p").to_str().expect("utf-8")]);
+    assert!(err.contains("no certificate"), "{err}");
+    assert!(!tmp.path().join("p").exists());
 }
 
 #[test]
@@ -104,7 +134,7 @@ fn thorough_search_is_never_worse_than_the_race() {
     assert!(thorough["loss"].as_f64().unwrap() <= raced["loss"].as_f64().unwrap() + 1e-12);
     let mut bad = t.clone();
     bad.extend(["--restarts", "7"]);
-    assert!(fail(&bad).contains("--thorough"));
+    assert!(fail(&bad).contains("thorough sets its own restarts"));
 }
 
 /// The Wasserstein score in text and JSON, against dsa-metric's value on the same files:
@@ -122,8 +152,9 @@ fn text_output_and_wasserstein_score() {
         let out = dynsim(&lorenz_dsa_args(&x, &y, &["--score", "wasserstein"]));
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(" wasserstein "), "{text}");
         let shown: f64 = text
-            .strip_prefix("dsa wasserstein = ")
+            .strip_prefix("dsa = ")
             .and_then(|t| t.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no score in {text:?}"));
@@ -164,7 +195,10 @@ fn bad_inputs_get_clear_errors() {
     let err = fail(&["metric", "dsa", &x, &x, "--alpha", "0.5"]);
     assert!(err.contains("--alpha"), "{err}");
     let err = fail(&["metric", "procrustes", &x, &x, "--score", "wasserstein"]);
-    assert!(err.contains("dsa only"), "{err}");
+    assert!(err.contains("wasserstein") && err.contains("angular, euclidean, normalized"), "{err}");
+    // a parameter given in the specification and as a flag
+    let err = fail(&["metric", "dsa:rank=3", &x, &x, "--rank", "4"]);
+    assert!(err.contains("give it once"), "{err}");
     let err = fail(&["metric", "procrustes", &x, &x, "--alpha", "2"]);
     assert!(err.contains("alpha"), "{err}");
     // different sample counts

@@ -21,7 +21,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// dynsim: Dynamical Similarity Analysis, Procrustes and CKA for recorded network activity.
+/// dynsim: Dynamical Similarity Analysis, Procrustes, CKA, RSA and the CCA family for recorded
+/// network activity.
 #[derive(Debug, Parser)]
 #[command(name = "dynsim", version, about, long_about = None)]
 struct Cli {
@@ -31,7 +32,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Compare two recordings (.npy files, trials x time x units or time x units).
+    /// Compare two recordings (.npy files) with one metric: `dynsim metric SPEC LEFT RIGHT`;
+    /// `dynsim metric NAME --help` lists a metric's parameters.
+    #[command(disable_help_flag = true)]
     Metric(metric::MetricArgs),
     /// Benchmarks (speed and optimiser quality) on generated data.
     Bench(bench::BenchArgs),

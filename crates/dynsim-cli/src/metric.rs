@@ -1,177 +1,75 @@
-//! `dynsim metric`: one metric between two `.npy` recordings.
+//! `dynsim metric SPEC LEFT RIGHT`: one metric between two `.npy` recordings.
+//!
+//! SPEC is a metric's name or a full specification, the same text `dynsim compare --metric`
+//! takes (`dsa:n_delays=33,delay_interval=6,rank=50`); each parameter can also be given as
+//! a flag (`--n-delays 33`). The flags are built from the metric's parameter table
+//! ([`dynsim_metrics::MetricInfo::params`]), so `dynsim metric dsa --help` lists DSA's
+//! parameters only.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-use dynsim_metrics::prelude::*;
+use clap::{Arg, ArgAction, Args, Command};
+use dynsim_metrics::{build_metric, metric_info, split_spec, MetricInfo, ParamKind, METRICS};
 use ndarray::{Array3, Ix2, Ix3};
 use serde_json::json;
 
 use crate::output::println;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum MetricName {
-    /// Dynamical Similarity Analysis (delay embedding + DMD + similarity-transform distance).
-    Dsa,
-    /// Procrustes / generalised shape metric (see --alpha).
-    Procrustes,
-    /// Centred kernel alignment.
-    Cka,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ScoreArg {
-    Angular,
-    Euclidean,
-    Wasserstein,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KernelArg {
-    Linear,
-    Rbf,
-}
-
-/// Arguments of `dynsim metric`.
+/// Arguments of `dynsim metric`, parsed against the chosen metric's own flags.
 #[derive(Debug, Args)]
 pub struct MetricArgs {
-    /// Which metric.
-    metric: MetricName,
-    /// Left recording (.npy, float32 or float64, trials x time x units or time x units).
-    left: PathBuf,
-    /// Right recording.
-    right: PathBuf,
-    /// DSA: number of delays of the Hankel embedding.
-    #[arg(long, default_value_t = 1)]
-    n_delays: usize,
-    /// DSA: spacing of the delays, in time steps.
-    #[arg(long, default_value_t = 1)]
-    delay_interval: usize,
-    /// DSA: DMD rank (a count).
-    #[arg(long, group = "rank_rule")]
-    rank: Option<usize>,
-    /// DSA: keep singular values above this fraction of the largest.
-    #[arg(long, group = "rank_rule")]
-    rank_thresh: Option<f64>,
-    /// DSA: smallest rank explaining this fraction of the variance.
-    #[arg(long, group = "rank_rule")]
-    rank_explained_variance: Option<f64>,
-    /// DSA: ridge penalty of the DMD regression.
-    #[arg(long, default_value_t = 0.0)]
-    lambda: f64,
-    /// DSA: use reduced-rank regression instead of principal-component regression.
-    #[arg(long)]
-    reduced_rank: bool,
-    /// Score form (wasserstein: DSA only; euclidean: DSA and procrustes).
-    #[arg(long, value_enum, default_value = "angular")]
-    score: ScoreArg,
-    /// Procrustes: partial whitening, 1 = Procrustes, 0 = CCA-like.
-    #[arg(long)]
-    alpha: Option<f64>,
-    /// CKA: kernel.
-    #[arg(long, value_enum)]
-    kernel: Option<KernelArg>,
-    /// CKA: use the debiased (unbiased HSIC) estimator.
-    #[arg(long)]
-    debiased: bool,
-    /// DSA: seed of the optimiser's random restarts.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// DSA: random restarts per determinant component (on top of the spectral starts).
-    #[arg(long, default_value_t = SimilarityParams::default().restarts)]
-    restarts: usize,
-    /// DSA: run every starting point to convergence instead of racing them (slower, the
-    /// most careful search).
-    #[arg(long)]
-    thorough: bool,
-    /// Print one JSON object instead of text.
-    #[arg(long)]
-    json: bool,
+    /// SPEC LEFT RIGHT [--PARAM VALUE ...] [--json] [--certificate DIR]; `dynsim metric NAME
+    /// --help` lists a metric's parameters.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
+    args: Vec<String>,
 }
 
-/// The validated configuration: one variant per metric.
-enum Config {
-    Dsa(Dsa),
-    Shape(ShapeMetric),
-    Cka(Cka),
+fn overview() -> String {
+    let mut s = String::from(
+        "Compare two recordings (.npy files, trials x time x units or time x units) with one metric.\n\n\
+         Usage: dynsim metric SPEC LEFT RIGHT [--PARAM VALUE ...] [--json] [--certificate DIR]\n\n\
+         SPEC is a metric name or a specification with parameters, as `dynsim compare --metric` takes\n\
+         (e.g. dsa:n_delays=33,delay_interval=6,rank=50); parameters can also be given as flags\n\
+         (--n-delays 33). `dynsim metric NAME --help` lists a metric's parameters.\n\nMetrics:\n",
+    );
+    for m in METRICS {
+        s.push_str(&format!("  {:11} {}\n", m.name, m.summary.split(':').next().unwrap_or(m.summary)));
+    }
+    s
 }
 
-fn validate(a: &MetricArgs) -> Result<Config> {
-    let dsa_only = a.thorough
-        || a.n_delays != 1
-        || a.delay_interval != 1
-        || a.rank.is_some()
-        || a.rank_thresh.is_some()
-        || a.rank_explained_variance.is_some()
-        || a.lambda != 0.0
-        || a.reduced_rank;
-    Ok(match a.metric {
-        MetricName::Dsa => {
-            if a.thorough && a.restarts != SimilarityParams::default().restarts {
-                bail!("--thorough sets its own restarts; drop --restarts or --thorough");
+/// The clap command of one metric: its parameters as flags, then the common options.
+fn command(info: &'static MetricInfo) -> Command {
+    let mut cmd = Command::new(info.name)
+        .bin_name(format!("dynsim metric {}", info.name))
+        .about(info.summary)
+        .after_help(format!("{}\n\nReference: {}", info.formula, info.reference))
+        .no_binary_name(true)
+        .arg(Arg::new("left").required(true).value_name("LEFT").help("left recording (.npy, float32 or float64)"))
+        .arg(Arg::new("right").required(true).value_name("RIGHT").help("right recording"));
+    for p in info.params {
+        // clap wants 'static flag names; one small string per parameter, once per run.
+        let flag: &'static str = Box::leak(p.name.replace('_', "-").into_boxed_str());
+        let help =
+            if p.default == "none" { p.help.to_string() } else { format!("{} [default: {}]", p.help, p.default) };
+        let arg = Arg::new(p.name).long(flag).help(help);
+        cmd = cmd.arg(match p.kind {
+            ParamKind::Flag => arg.action(ArgAction::SetTrue),
+            ParamKind::Choice(options) => {
+                arg.num_args(1).value_parser(clap::builder::PossibleValuesParser::new(options.iter().copied()))
             }
-            if a.alpha.is_some() || a.kernel.is_some() || a.debiased {
-                bail!("--alpha, --kernel and --debiased do not apply to dsa; drop them");
-            }
-            let rank = match (a.rank, a.rank_thresh, a.rank_explained_variance) {
-                (Some(r), _, _) => RankSelection::Count(r),
-                (_, Some(t), _) => RankSelection::Threshold(t),
-                (_, _, Some(v)) => RankSelection::ExplainedVariance(v),
-                _ => RankSelection::Full,
-            };
-            let params = DsaParams {
-                dmd: DmdParams {
-                    n_delays: a.n_delays,
-                    delay_interval: a.delay_interval,
-                    rank,
-                    lambda: a.lambda,
-                    regression: if a.reduced_rank { Regression::ReducedRank } else { Regression::PrincipalComponent },
-                    ..Default::default()
-                },
-                similarity: if a.thorough {
-                    SimilarityParams { seed: a.seed, ..SimilarityParams::thorough() }
-                } else {
-                    SimilarityParams { seed: a.seed, restarts: a.restarts, ..Default::default() }
-                },
-                score: match a.score {
-                    ScoreArg::Angular => DsaScore::Angular,
-                    ScoreArg::Euclidean => DsaScore::Euclidean,
-                    ScoreArg::Wasserstein => DsaScore::Wasserstein,
-                },
-            };
-            Config::Dsa(Dsa::new(params).context("invalid DSA parameters")?)
-        }
-        MetricName::Procrustes => {
-            if dsa_only || a.kernel.is_some() || a.debiased {
-                bail!("procrustes takes only --alpha and --score; drop the DSA / CKA options");
-            }
-            let score = match a.score {
-                ScoreArg::Angular => Score::Angular,
-                ScoreArg::Euclidean => Score::Euclidean,
-                ScoreArg::Wasserstein => bail!("--score wasserstein applies to dsa only; use angular or euclidean"),
-            };
-            let m = ShapeMetric { alpha: a.alpha.unwrap_or(1.0), score };
-            m.validate().context("invalid procrustes parameters")?;
-            Config::Shape(m)
-        }
-        MetricName::Cka => {
-            if dsa_only || a.alpha.is_some() {
-                bail!("cka takes only --kernel and --debiased; drop the DSA / procrustes options");
-            }
-            if !matches!(a.score, ScoreArg::Angular) {
-                bail!("cka reports the similarity and the angular distance arccos(CKA); drop --score");
-            }
-            Config::Cka(Cka {
-                kernel: match a.kernel.unwrap_or(KernelArg::Linear) {
-                    KernelArg::Linear => Kernel::Linear,
-                    KernelArg::Rbf => Kernel::Rbf { threshold: 1.0 },
-                },
-                estimator: if a.debiased { HsicEstimator::Debiased } else { HsicEstimator::Biased },
-            })
-        }
-    })
+            ParamKind::Count => arg.num_args(1).value_name("N"),
+            ParamKind::Number => arg.num_args(1).value_name("X"),
+        });
+    }
+    cmd.arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("print one JSON object instead of text")).arg(
+        Arg::new("certificate").long("certificate").value_name("DIR").value_parser(clap::value_parser!(PathBuf)).help(
+            "write the arrays that certify the score into DIR (DSA: the unit-norm operators A.npy, B.npy \
+                     and the optimal orthogonal C.npy, so that value = arccos(sum(A * (C @ B @ C.T))))",
+        ),
+    )
 }
 
 /// Read a recording as `trials x time x units` f64.
@@ -194,79 +92,131 @@ pub fn load_recording(path: &Path) -> Result<Array3<f64>> {
 }
 
 pub fn run(args: MetricArgs) -> Result<()> {
-    let config = validate(&args)?;
-    let x = load_recording(&args.left)?;
-    let y = load_recording(&args.right)?;
-    let where_ = || format!("comparing {} with {}", args.left.display(), args.right.display());
+    let Some(spec) = args.args.first() else {
+        print!("{}", overview());
+        return Ok(());
+    };
+    if spec == "--help" || spec == "-h" || spec == "help" {
+        print!("{}", overview());
+        return Ok(());
+    }
+    let (name, mut kv) = split_spec(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(info) = metric_info(&name) else {
+        let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+        bail!("unknown metric {name:?}; the metrics are {} (dynsim metric --help)", names.join(", "));
+    };
+    let mut cmd = command(info);
+    let matches = match cmd.try_get_matches_from_mut(&args.args[1..]) {
+        Ok(m) => m,
+        Err(e) => e.exit(),
+    };
+    // Flags add to the specification's parameters; a parameter given both ways is refused.
+    for p in info.params {
+        let value = match p.kind {
+            ParamKind::Flag => matches.get_flag(p.name).then(|| "true".to_string()),
+            _ => matches.get_one::<String>(p.name).cloned(),
+        };
+        if let Some(v) = value {
+            if kv.insert(p.name.to_string(), v).is_some() {
+                bail!("{} is given in the specification and as --{}; give it once", p.name, p.name.replace('_', "-"));
+            }
+        }
+    }
+    let metric = build_metric(info.name, &kv).map_err(|detail| {
+        let e = clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("metric {spec:?}: {detail}\n"));
+        e.with_cmd(&cmd)
+    });
+    let metric = match metric {
+        Ok(m) => m,
+        Err(e) => e.exit(),
+    };
+    let (left, right) = (path(&matches, "left"), path(&matches, "right"));
+    let x = load_recording(&left)?;
+    let y = load_recording(&right)?;
     let start = Instant::now();
+    let a = metric.prepare(x.view()).with_context(|| format!("preparing {} for {}", left.display(), info.name))?;
+    let b = metric.prepare(y.view()).with_context(|| format!("preparing {} for {}", right.display(), info.name))?;
+    let scored =
+        metric.score(&a, &b).with_context(|| format!("comparing {} with {}", left.display(), right.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
     let mut out = json!({
-        "left": args.left.display().to_string(),
-        "right": args.right.display().to_string(),
+        "left": left.display().to_string(),
+        "right": right.display().to_string(),
         "left_shape": x.shape(),
         "right_shape": y.shape(),
+        "metric": info.name,
+        "params": metric.params(),
+        "value": scored.value,
+        "unit": metric.unit(),
     });
-    let (name, value) = match config {
-        Config::Dsa(dsa) => {
-            let fx = dsa.fit(x.view()).with_context(|| format!("fitting DMD to {}", args.left.display()))?;
-            let fy = dsa.fit(y.view()).with_context(|| format!("fitting DMD to {}", args.right.display()))?;
-            let c = dsa.compare(&fx, &fy).with_context(where_)?;
-            out["metric"] = json!("dsa");
-            out["score"] = json!(format!("{:?}", c.score).to_lowercase());
-            out["ranks"] = json!([c.ranks.0, c.ranks.1]);
-            out["fallback_to_wasserstein"] = json!(c.fallback);
-            if let Some(t) = &c.transform {
-                out["angular"] = json!(t.angular);
-                out["euclidean"] = json!(t.euclidean);
-                out["loss"] = json!(t.loss);
-                out["iterations"] = json!(t.iterations);
-                out["det"] = json!(t.det);
+    for (k, v) in &scored.extras {
+        out[k] = v.clone();
+    }
+    if let Some(dir) = matches.get_one::<PathBuf>("certificate") {
+        let Some(cert) = metric.certificate(&a, &b)? else {
+            bail!(
+                "{} has no certificate for this score; the certificate is DSA's (angular or euclidean score)",
+                info.name
+            );
+        };
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut files = Vec::new();
+        for (name, arr) in &cert.arrays {
+            let file = dir.join(format!("{name}.npy"));
+            dynsim_store::write_npy(&file, arr.view().into_dyn())
+                .with_context(|| format!("writing {}", file.display()))?;
+            files.push(file.display().to_string());
+        }
+        out["certificate"] = json!(files);
+    }
+    out["seconds"] = json!(seconds);
+    if matches.get_flag("json") {
+        return println(&serde_json::to_string(&out)?);
+    }
+    let mut line = format!("{} = {:.6} {}", info.name, scored.value, metric.unit());
+    for key in ["similarity", "lower", "gap"] {
+        if let Some(v) = scored.extras.get(key).and_then(|v| v.as_f64()) {
+            line.push_str(&format!("  {key} {v:.6}"));
+        }
+    }
+    if let (Some(l), Some(r)) = (scored.extras.get("rank_left"), scored.extras.get("rank_right")) {
+        line.push_str(&format!("  ranks [{l},{r}]"));
+    }
+    if scored.extras.get("fallback_to_wasserstein").and_then(|v| v.as_bool()) == Some(true) {
+        line.push_str("  [ranks differ: eigenvalue-Wasserstein score]");
+    }
+    if let (Some(l), Some(d)) = (scored.extras.get("loss"), scored.extras.get("det")) {
+        line.push_str(&format!("  loss {:.6} det {d}", l.as_f64().unwrap_or(f64::NAN)));
+    }
+    if let Some(files) = out.get("certificate") {
+        line.push_str(&format!("  certificate {files}"));
+    }
+    line.push_str(&format!("  {seconds:.3}s"));
+    println(&line)
+}
+
+fn path(m: &clap::ArgMatches, name: &str) -> PathBuf {
+    m.get_one::<String>(name).map(PathBuf::from).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric's command lists exactly its own parameters.
+    #[test]
+    fn each_metric_command_has_only_its_own_flags() {
+        for info in METRICS {
+            let mut cmd = command(info);
+            let help = cmd.render_long_help().to_string();
+            for other in METRICS.iter().filter(|o| o.name != info.name) {
+                for p in other.params.iter().filter(|p| !info.params.iter().any(|q| q.name == p.name)) {
+                    assert!(!help.contains(&format!("--{} ", p.name.replace('_', "-"))), "{}: --{}", info.name, p.name);
+                }
             }
-            let p = dsa.params();
-            out["params"] = json!({
-                "n_delays": p.dmd.n_delays, "delay_interval": p.dmd.delay_interval,
-                "rank": format!("{:?}", p.dmd.rank), "lambda": p.dmd.lambda,
-                "reduced_rank": p.dmd.regression == Regression::ReducedRank,
-                "seed": p.similarity.seed, "restarts": p.similarity.restarts,
-            });
-            ("dsa", c.value)
+            for p in info.params {
+                assert!(help.contains(&format!("--{}", p.name.replace('_', "-"))), "{}: lacks {}", info.name, p.name);
+            }
         }
-        Config::Shape(m) => {
-            let v = m.distance(x.view(), y.view()).with_context(where_)?;
-            out["metric"] = json!("procrustes");
-            out["score"] = json!(format!("{:?}", m.score).to_lowercase());
-            out["params"] = json!({"alpha": m.alpha});
-            ("procrustes", v)
-        }
-        Config::Cka(c) => {
-            let s = c.similarity(x.view(), y.view()).with_context(where_)?;
-            out["metric"] = json!("cka");
-            out["score"] = json!("angular");
-            out["similarity"] = json!(s);
-            out["params"] = json!({
-                "kernel": format!("{:?}", c.kernel), "debiased": c.estimator == HsicEstimator::Debiased,
-            });
-            ("cka", s.clamp(-1.0, 1.0).acos())
-        }
-    };
-    out["value"] = json!(value);
-    out["seconds"] = json!(start.elapsed().as_secs_f64());
-    if args.json {
-        println(&serde_json::to_string(&out)?)
-    } else {
-        let mut line = format!("{name} {} = {value:.6}", out["score"].as_str().unwrap_or(""));
-        if let Some(s) = out.get("similarity").and_then(|v| v.as_f64()) {
-            line.push_str(&format!("  (similarity {s:.6})"));
-        }
-        if let Some(r) = out.get("ranks") {
-            line.push_str(&format!("  ranks {r}"));
-        }
-        if out.get("fallback_to_wasserstein").and_then(|v| v.as_bool()) == Some(true) {
-            line.push_str("  [ranks differ: eigenvalue-Wasserstein score]");
-        }
-        if let (Some(l), Some(d)) = (out.get("loss"), out.get("det")) {
-            line.push_str(&format!("  loss {:.6} det {d}", l.as_f64().unwrap_or(f64::NAN)));
-        }
-        line.push_str(&format!("  {:.3}s", start.elapsed().as_secs_f64()));
-        println(&line)
     }
 }

@@ -32,7 +32,8 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', value_name = "KEY,...")]
     on: Vec<String>,
     /// A metric with parameters (repeatable): dsa[:n_delays=33,delay_interval=6,rank=50,...],
-    /// procrustes[:alpha=1,score=angular], cka[:kernel=linear|rbf,debiased=true].
+    /// procrustes[:alpha=1,score=angular], cka[:kernel=linear|rbf,debiased=true], rsa, cca,
+    /// svcca, pwcca (`dynsim metric NAME --help` lists each one's parameters).
     #[arg(long = "metric", required = true, value_name = "NAME[:K=V,...]")]
     metrics: Vec<String>,
     /// Do only shard I of N (0 <= I < N), e.g. --shard $SLURM_ARRAY_TASK_ID/64. The N shards
@@ -87,6 +88,10 @@ fn compact_table(df: &DataFrame) -> Result<String> {
     for c in df.columns() {
         let name = c.name().as_str();
         if matches!(name, "params" | "param_hash" | "extra" | "seconds") {
+            continue;
+        }
+        // DSA's certified bound: shown when some row has one
+        if matches!(name, "lower" | "gap") && c.null_count() == df.height() {
             continue;
         }
         let is_key = name.starts_with("left_") || name.starts_with("right_");
@@ -171,7 +176,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     let outcome = outcome?;
     let seconds = t0.elapsed().as_secs_f64();
     let summary = format!(
-        "{} tasks (pairs x metrics{}): {} cached, {} computed{}, {} DMD fits, {seconds:.1} s; results cached in {}",
+        "{} tasks (pairs x metrics{}): {} cached, {} computed{}, {} recordings prepared up front (DMD fits, RDMs), {seconds:.1} s; results cached in {}",
         outcome.total,
         if shard.count > 1 { format!(", shard {shard}") } else { String::new() },
         outcome.cached,

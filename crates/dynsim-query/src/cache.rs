@@ -404,7 +404,7 @@ fn rows_to_batch(rows: &[ResultRow]) -> Result<RecordBatch, QueryError> {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.computed_at))),
     ];
     RecordBatch::try_new(Arc::new(part_schema()), cols)
-        .map_err(|e| QueryError::Polars(format!("cannot assemble a result part: {e}")))
+        .map_err(|e| QueryError::Conversion(format!("cannot assemble a result part: {e}")))
 }
 
 /// Column `name` of a part, converted by `to` (parts written by polars store strings as

@@ -45,7 +45,7 @@ impl Selection {
     /// Every recording of a catalogue already read (e.g. to filter it several ways).
     pub fn from_catalog(catalog: &Catalog) -> Result<Selection, QueryError> {
         let mut lf = catalog_frame(catalog)?.lazy();
-        let schema = lf.collect_schema().map_err(|e| QueryError::Polars(format!("reading the catalogue: {e}")))?;
+        let schema = lf.collect_schema().map_err(QueryError::polars("reading the catalogue"))?;
         Ok(Selection { lf, description: "all recordings".into(), schema })
     }
 
@@ -61,14 +61,16 @@ impl Selection {
     /// quoted for you. Unknown columns are an error that lists the columns.
     pub fn filter_sql(self, predicate: &str) -> Result<Selection, QueryError> {
         let text = quote_bare_group(predicate);
-        let expr = polars::sql::sql_expr(&text)
-            .map_err(|e| QueryError::Plan(format!("predicate {predicate:?} is not a SQL boolean expression: {e}")))?;
+        let expr = polars::sql::sql_expr(&text).map_err(|e| QueryError::Predicate {
+            predicate: predicate.to_string(),
+            detail: format!("not a SQL boolean expression: {e}"),
+        })?;
         let names = expr.clone().meta().root_names();
         if let Some(bad) = names.iter().find(|n| !self.schema.contains(n)) {
-            return Err(QueryError::Plan(format!(
-                "predicate {predicate:?}: unknown column {bad:?}; the columns are: {}",
-                self.columns().join(", ")
-            )));
+            return Err(QueryError::Predicate {
+                predicate: predicate.to_string(),
+                detail: format!("unknown column {bad:?}; the columns are: {}", self.columns().join(", ")),
+            });
         }
         let description = format!("{} where {predicate}", self.description);
         Ok(Selection { lf: self.lf.filter(expr), description, schema: self.schema })
@@ -91,10 +93,7 @@ impl Selection {
 
     /// Evaluate the selection.
     pub fn collect(&self) -> Result<DataFrame, QueryError> {
-        self.lf
-            .clone()
-            .collect()
-            .map_err(|e| QueryError::Polars(format!("evaluating the selection {}: {e}", self.description)))
+        self.lf.clone().collect().map_err(QueryError::polars(format!("evaluating the selection {}", self.description)))
     }
 
     /// The ids of the selected recordings, sorted.
@@ -104,7 +103,7 @@ impl Selection {
             .clone()
             .select([col("id")])
             .collect()
-            .map_err(|e| QueryError::Polars(format!("evaluating the selection {}: {e}", self.description)))?;
+            .map_err(QueryError::polars(format!("evaluating the selection {}", self.description)))?;
         let ids = df.column("id")?.str()?;
         let mut out: Vec<String> = (0..ids.len()).filter_map(|i| ids.get(i)).map(str::to_string).collect();
         out.sort();
@@ -188,7 +187,7 @@ pub fn sql(store: &Store, query: &str) -> Result<DataFrame, QueryError> {
     ctx.register("results", results(store)?.lazy());
     ctx.execute(query)
         .and_then(|lf| lf.collect())
-        .map_err(|e| QueryError::Polars(format!("query {query:?}: {e}; the tables are recordings and results")))
+        .map_err(QueryError::polars(format!("query {query:?} (the tables are recordings and results)")))
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ impl FrameFormat {
 fn column_to_arrow(col: &Column) -> Result<(RsField, RsArrayRef), QueryError> {
     let s = col.as_materialized_series().rechunk();
     let name = s.name().to_string();
-    let bad = |e: String| QueryError::Polars(format!("column {name:?} ({}) cannot become Arrow: {e}", s.dtype()));
+    let bad = |e: String| QueryError::Conversion(format!("column {name:?} ({}) cannot become Arrow: {e}", s.dtype()));
     let pl_field = s.field().to_arrow(CompatLevel::oldest());
     let c_schema = pl_ffi::export_field_to_c(&pl_field);
     // SAFETY: polars_arrow's `ArrowSchema` and arrow-rs' `FFI_ArrowSchema` are both the
@@ -95,8 +95,9 @@ fn column_to_arrow(col: &Column) -> Result<(RsField, RsArrayRef), QueryError> {
 
 /// One arrow-rs array as a polars series named `name`.
 fn arrow_to_series(name: &str, array: &dyn arrow_array::Array) -> Result<Series, QueryError> {
-    let bad =
-        |e: String| QueryError::Polars(format!("column {name:?} ({}) cannot become polars: {e}", array.data_type()));
+    let bad = |e: String| {
+        QueryError::Conversion(format!("column {name:?} ({}) cannot become polars: {e}", array.data_type()))
+    };
     let (c_array, c_schema) = to_ffi(&array.to_data()).map_err(|e| bad(e.to_string()))?;
     // SAFETY: the same C Data Interface structs as in `column_to_arrow`, in the other
     // direction; polars' `Drop` releases them.
@@ -117,7 +118,7 @@ pub fn frame_to_batch(df: &DataFrame) -> Result<RecordBatch, QueryError> {
     let schema = Arc::new(RsSchema::new(fields));
     let opts = RecordBatchOptions::new().with_row_count(Some(df.height()));
     RecordBatch::try_new_with_options(schema, arrays, &opts)
-        .map_err(|e| QueryError::Polars(format!("the frame cannot become an Arrow record batch: {e}")))
+        .map_err(|e| QueryError::Conversion(format!("the frame cannot become an Arrow record batch: {e}")))
 }
 
 /// Record batches of one schema as one polars frame (the batches become the chunks of each

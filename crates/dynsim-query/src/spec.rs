@@ -2,41 +2,19 @@
 //! form and a hash (the cache key of its results).
 //!
 //! Text form (the CLI's `--metric`): `name[:key=value,key=value...]`, e.g.
-//! `dsa:n_delays=33,delay_interval=6,rank=50`, `procrustes:alpha=0.5`, `cka:kernel=rbf`.
-//! Every parameter has the default of the metric's Rust type; the canonical form lists
-//! every parameter, defaults included, so `dsa:rank=50` and `dsa:rank=50,n_delays=1` are
-//! the same question and share their cached results.
+//! `dsa:n_delays=33,delay_interval=6,rank=50`, `procrustes:alpha=0.5`, `cka:kernel=rbf`,
+//! `rsa:compare=tau_a`, `svcca:keep=20`. The metrics and their parameters are
+//! `dynsim_metrics`' registry ([`dynsim_metrics::METRICS`]); every parameter has a default,
+//! and the canonical form lists every parameter, defaults included, so `dsa:rank=50` and
+//! `dsa:rank=50,n_delays=1` are the same question and share their cached results.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use dynsim_metrics::{
-    Cka, DmdParams, Dsa, DsaParams, DsaScore, Group, HsicEstimator, Kernel, RankSelection, Regression, Score,
-    ShapeMetric, SimilarityParams,
-};
+use dynsim_metrics::{build_metric, split_spec, Matching, Metric};
 use serde_json::{json, Value};
 
 use crate::error::QueryError;
-
-/// Version of each metric's numerical definition. It is part of the canonical parameters,
-/// so a change that alters results (a new optimiser, a fixed bug) bumps it and thereby
-/// invalidates exactly that metric's cached results.
-pub const METRIC_VERSIONS: [(&str, u32); 3] = [("dsa", 1), ("procrustes", 1), ("cka", 1)];
-
-fn version(name: &str) -> u32 {
-    METRIC_VERSIONS.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
-}
-
-/// A metric with validated parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Metric {
-    /// Dynamical Similarity Analysis ([`Dsa`]).
-    Dsa(DsaParams),
-    /// Procrustes and the generalised shape metrics ([`ShapeMetric`]).
-    Procrustes(ShapeMetric),
-    /// Centred kernel alignment, reported as the angular distance `arccos(CKA)` ([`Cka`]).
-    Cka(Cka),
-}
 
 /// Preprocessing applied to both recordings of a pair before the metric compares them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,16 +58,29 @@ impl Preprocess {
     }
 }
 
-/// A metric plus its canonical parameters (sorted JSON of every parameter and the metric
-/// version) and their hash: 16 hex characters of BLAKE3 of the canonical JSON. A spec with
-/// a [`Preprocess`] has it in its canonical form (key `preprocess`), so its results are
-/// cached apart; a spec without one has exactly the canonical form it always had.
-#[derive(Debug, Clone, PartialEq)]
+/// A metric plus its canonical parameters (sorted JSON of every parameter, the metric's
+/// name and version: [`Metric::canonical`]) and their hash: 16 hex characters of BLAKE3 of
+/// the canonical JSON. A spec with a [`Preprocess`] has it in its canonical form (key
+/// `preprocess`), so its results are cached apart; a spec without one has exactly the
+/// canonical form it always had.
+#[derive(Clone)]
 pub struct MetricSpec {
-    metric: Metric,
+    metric: Arc<dyn Metric>,
     canonical: String,
     hash: String,
     preprocess: Option<Preprocess>,
+}
+
+impl fmt::Debug for MetricSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricSpec").field("canonical", &self.canonical).finish()
+    }
+}
+
+impl PartialEq for MetricSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical == other.canonical
+    }
 }
 
 impl fmt::Display for MetricSpec {
@@ -99,158 +90,40 @@ impl fmt::Display for MetricSpec {
     }
 }
 
-const DSA_KEYS: &[&str] = &[
-    "n_delays",
-    "delay_interval",
-    "rank",
-    "rank_thresh",
-    "rank_explained_variance",
-    "lambda",
-    "steps_ahead",
-    "reduced_rank",
-    "score",
-    "seed",
-    "restarts",
-    "max_iters",
-    "grad_tol",
-    "thorough",
-    "group",
-];
-const PROCRUSTES_KEYS: &[&str] = &["alpha", "score"];
-const CKA_KEYS: &[&str] = &["kernel", "threshold", "debiased"];
-
 impl MetricSpec {
-    /// Parse `name[:key=value,...]`. Names: `dsa`, `procrustes`, `cka`.
-    ///
-    /// - dsa: `n_delays`, `delay_interval`, one of `rank` (count) / `rank_thresh` /
-    ///   `rank_explained_variance`, `lambda`, `steps_ahead`, `reduced_rank`, `score`
-    ///   (angular | euclidean | wasserstein), `seed`, `restarts`, `max_iters`, `grad_tol`,
-    ///   `thorough` (run every start to convergence), `group` (o | so).
-    /// - procrustes: `alpha` (1 = Procrustes, 0 = CCA-like), `score` (angular | euclidean).
-    /// - cka: `kernel` (linear | rbf), `threshold` (rbf bandwidth multiplier), `debiased`.
-    /// - every metric: `preprocess` ([`Preprocess`], e.g. `preprocess=zscore_pca:20`).
+    /// Parse `name[:key=value,...]`: a metric of [`dynsim_metrics::METRICS`] (`dsa`,
+    /// `procrustes`, `cka`, `rsa`, `cca`, `svcca`, `pwcca`) with its parameters
+    /// (`dynsim metric NAME --help` lists them), plus for every metric `preprocess`
+    /// ([`Preprocess`], e.g. `preprocess=zscore_pca:20`).
     pub fn parse(text: &str) -> Result<MetricSpec, QueryError> {
         let err = |detail: String| QueryError::Spec { spec: text.to_string(), detail };
-        let (name, rest) = match text.trim().split_once(':') {
-            Some((n, r)) => (n.trim(), r),
-            None => (text.trim(), ""),
-        };
-        let mut kv: BTreeMap<String, String> = BTreeMap::new();
-        for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let Some((k, v)) = part.split_once('=') else {
-                return Err(err(format!("{part:?} is not key=value")));
-            };
-            let k = k.trim().to_ascii_lowercase();
-            if kv.insert(k.clone(), v.trim().to_string()).is_some() {
-                return Err(err(format!("parameter {k} is given twice")));
-            }
-        }
-        let accepted = match name.to_ascii_lowercase().as_str() {
-            "dsa" => DSA_KEYS,
-            "procrustes" => PROCRUSTES_KEYS,
-            "cka" => CKA_KEYS,
-            other => {
-                return Err(err(format!("unknown metric {other:?}; the metrics are dsa, procrustes and cka")));
-            }
-        };
+        let (name, mut kv) = split_spec(text).map_err(|e| err(e.detail))?;
         let preprocess = kv.remove("preprocess").map(|v| Preprocess::parse(&v)).transpose()?;
-        if let Some(k) = kv.keys().find(|k| !accepted.contains(&k.as_str())) {
-            return Err(err(format!("{name} has no parameter {k:?}; its parameters are {}", accepted.join(", "))));
-        }
-        let p = Params { kv: &kv, err: &err };
-        let metric = match name.to_ascii_lowercase().as_str() {
-            "dsa" => {
-                let rank_rules = ["rank", "rank_thresh", "rank_explained_variance"];
-                let given: Vec<&str> = rank_rules.iter().copied().filter(|k| kv.contains_key(*k)).collect();
-                if given.len() > 1 {
-                    return Err(err(format!("give one rank rule, not {}", given.join(" and "))));
-                }
-                let rank = if let Some(r) = p.usize("rank")? {
-                    RankSelection::Count(r)
-                } else if let Some(t) = p.f64("rank_thresh")? {
-                    RankSelection::Threshold(t)
-                } else if let Some(v) = p.f64("rank_explained_variance")? {
-                    RankSelection::ExplainedVariance(v)
-                } else {
-                    RankSelection::Full
-                };
-                let d = DmdParams::default();
-                let thorough = p.bool("thorough")?.unwrap_or(false);
-                let base = if thorough { SimilarityParams::thorough() } else { SimilarityParams::default() };
-                Metric::Dsa(DsaParams {
-                    dmd: DmdParams {
-                        n_delays: p.usize("n_delays")?.unwrap_or(d.n_delays),
-                        delay_interval: p.usize("delay_interval")?.unwrap_or(d.delay_interval),
-                        rank,
-                        lambda: p.f64("lambda")?.unwrap_or(d.lambda),
-                        steps_ahead: p.usize("steps_ahead")?.unwrap_or(d.steps_ahead),
-                        regression: if p.bool("reduced_rank")?.unwrap_or(false) {
-                            Regression::ReducedRank
-                        } else {
-                            Regression::PrincipalComponent
-                        },
-                    },
-                    similarity: SimilarityParams {
-                        group: match p.choice("group", &["o", "so"])? {
-                            Some("so") => Group::SO,
-                            _ => Group::O,
-                        },
-                        restarts: p.usize("restarts")?.unwrap_or(base.restarts),
-                        max_iters: p.usize("max_iters")?.unwrap_or(base.max_iters),
-                        grad_tol: p.f64("grad_tol")?.unwrap_or(base.grad_tol),
-                        seed: p.u64("seed")?.unwrap_or(base.seed),
-                        race: base.race,
-                    },
-                    score: match p.choice("score", &["angular", "euclidean", "wasserstein"])? {
-                        Some("euclidean") => DsaScore::Euclidean,
-                        Some("wasserstein") => DsaScore::Wasserstein,
-                        _ => DsaScore::Angular,
-                    },
-                })
-            }
-            "procrustes" => Metric::Procrustes(ShapeMetric {
-                alpha: p.f64("alpha")?.unwrap_or(1.0),
-                score: match p.choice("score", &["angular", "euclidean"])? {
-                    Some("euclidean") => Score::Euclidean,
-                    _ => Score::Angular,
-                },
-            }),
-            _ => {
-                let kernel = p.choice("kernel", &["linear", "rbf"])?;
-                let threshold = p.f64("threshold")?;
-                if threshold.is_some() && kernel != Some("rbf") {
-                    return Err(err("threshold applies to kernel=rbf only".into()));
-                }
-                Metric::Cka(Cka {
-                    kernel: match kernel {
-                        Some("rbf") => Kernel::Rbf { threshold: threshold.unwrap_or(1.0) },
-                        _ => Kernel::Linear,
-                    },
-                    estimator: if p.bool("debiased")?.unwrap_or(false) {
-                        HsicEstimator::Debiased
-                    } else {
-                        HsicEstimator::Biased
-                    },
-                })
-            }
-        };
-        let spec = MetricSpec::new(metric).map_err(|e| match e {
-            QueryError::Spec { detail, .. } => err(detail),
-            other => other,
-        })?;
-        Ok(spec.with_preprocess(preprocess))
+        let metric = build_metric(&name, &kv).map_err(err)?;
+        Ok(MetricSpec::from_boxed(metric).with_preprocess(preprocess))
+    }
+
+    /// The spec of a metric object (e.g. `MetricSpec::new(Rsa::default())`).
+    pub fn new<M: Metric + 'static>(metric: M) -> MetricSpec {
+        MetricSpec::from_boxed(Box::new(metric))
+    }
+
+    fn from_boxed(metric: Box<dyn Metric>) -> MetricSpec {
+        // serde_json's map is ordered by key: the text is canonical.
+        let canonical = metric.canonical().to_string();
+        let hash = hash(&canonical);
+        MetricSpec { metric: Arc::from(metric), canonical, hash, preprocess: None }
     }
 
     /// This spec with `preprocess` applied to every pair before the metric (or without any,
     /// for `None`); the canonical form and hash follow.
     pub fn with_preprocess(self, preprocess: Option<Preprocess>) -> MetricSpec {
-        let base = MetricSpec::new(self.metric).unwrap_or(self);
-        let Some(p) = preprocess else { return base };
-        let mut v: Value = serde_json::from_str(&base.canonical).unwrap_or(Value::Null);
-        v["preprocess"] = p.canonical();
+        let mut v = self.metric.canonical();
+        if let Some(p) = preprocess {
+            v["preprocess"] = p.canonical();
+        }
         let canonical = v.to_string();
-        let hash = blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string();
-        MetricSpec { metric: base.metric, canonical, hash, preprocess: Some(p) }
+        MetricSpec { hash: hash(&canonical), canonical, metric: self.metric, preprocess }
     }
 
     /// The preprocessing of each pair, if any.
@@ -258,81 +131,19 @@ impl MetricSpec {
         self.preprocess
     }
 
-    /// Validate a metric and compute its canonical form.
-    pub fn new(metric: Metric) -> Result<MetricSpec, QueryError> {
-        let name = metric_name(&metric);
-        let invalid =
-            |e: dynsim_metrics::MetricError| QueryError::Spec { spec: name.to_string(), detail: e.to_string() };
-        let mut v = match &metric {
-            Metric::Dsa(p) => {
-                Dsa::new(*p).map_err(invalid)?;
-                let rank = match p.dmd.rank {
-                    RankSelection::Full => json!("full"),
-                    RankSelection::Count(r) => json!({ "count": r }),
-                    RankSelection::Threshold(t) => json!({ "threshold": t }),
-                    RankSelection::ExplainedVariance(x) => json!({ "explained_variance": x }),
-                };
-                json!({
-                    "n_delays": p.dmd.n_delays,
-                    "delay_interval": p.dmd.delay_interval,
-                    "rank": rank,
-                    "lambda": p.dmd.lambda,
-                    "steps_ahead": p.dmd.steps_ahead,
-                    "regression": match p.dmd.regression {
-                        Regression::PrincipalComponent => "principal_component",
-                        Regression::ReducedRank => "reduced_rank",
-                    },
-                    "score": match p.score {
-                        DsaScore::Angular => "angular",
-                        DsaScore::Euclidean => "euclidean",
-                        DsaScore::Wasserstein => "wasserstein",
-                    },
-                    "group": match p.similarity.group { Group::O => "o", Group::SO => "so" },
-                    "restarts": p.similarity.restarts,
-                    "max_iters": p.similarity.max_iters,
-                    "grad_tol": p.similarity.grad_tol,
-                    "seed": p.similarity.seed,
-                    "race": p.similarity.race,
-                })
-            }
-            Metric::Procrustes(m) => {
-                m.validate().map_err(invalid)?;
-                json!({ "alpha": m.alpha, "score": score_name(m.score) })
-            }
-            Metric::Cka(c) => {
-                if let Kernel::Rbf { threshold } = c.kernel {
-                    if !(threshold > 0.0 && threshold.is_finite()) {
-                        return Err(QueryError::Spec {
-                            spec: name.into(),
-                            detail: format!(
-                                "threshold {threshold} must be a positive multiplier of the median bandwidth"
-                            ),
-                        });
-                    }
-                }
-                json!({
-                    "kernel": match c.kernel { Kernel::Linear => json!("linear"), Kernel::Rbf { threshold } => json!({ "rbf": threshold }) },
-                    "estimator": match c.estimator { HsicEstimator::Biased => "biased", HsicEstimator::Debiased => "debiased" },
-                    "score": "angular",
-                })
-            }
-        };
-        v["metric"] = json!(name);
-        v["version"] = json!(version(name));
-        // serde_json's map is ordered by key: the text is canonical.
-        let canonical = v.to_string();
-        let hash = blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string();
-        Ok(MetricSpec { metric, canonical, hash, preprocess: None })
+    /// The metric object.
+    pub fn metric(&self) -> &dyn Metric {
+        self.metric.as_ref()
     }
 
-    /// The metric and its parameters.
-    pub fn metric(&self) -> &Metric {
-        &self.metric
+    /// A shared handle to the metric object.
+    pub fn metric_arc(&self) -> Arc<dyn Metric> {
+        Arc::clone(&self.metric)
     }
 
-    /// `dsa`, `procrustes` or `cka`.
+    /// `dsa`, `procrustes`, `cka`, `rsa`, `cca`, `svcca` or `pwcca`.
     pub fn name(&self) -> &'static str {
-        metric_name(&self.metric)
+        self.metric.name()
     }
 
     /// The canonical parameters: compact JSON with sorted keys, every parameter, the metric
@@ -345,6 +156,11 @@ impl MetricSpec {
     /// hashes, the key of a cached result.
     pub fn param_hash(&self) -> &str {
         &self.hash
+    }
+
+    /// The unit of the values (`rad`, `angle/(pi/2)`, `euclidean`, `1 - similarity`, ...).
+    pub fn unit(&self) -> &'static str {
+        self.metric.unit()
     }
 
     /// `name:key=value,...` with every parameter except `metric` and `version`, for tables.
@@ -367,79 +183,20 @@ impl MetricSpec {
         format!("{}:{}", self.name(), parts.join(","))
     }
 
-    /// Whether the metric compares the recordings sample by sample (Procrustes, CKA), so both
-    /// need the same number of trials x time steps.
+    /// What the two recordings of a pair must share ([`Matching`]).
+    pub fn matching(&self) -> Matching {
+        self.metric.matching()
+    }
+
+    /// Whether the metric compares the recordings sample by sample (Procrustes, CKA, the CCA
+    /// family), so both need the same number of trials x time steps.
     pub fn needs_equal_samples(&self) -> bool {
-        !matches!(self.metric, Metric::Dsa(_))
+        self.matching() == Matching::Samples
     }
 }
 
-fn metric_name(m: &Metric) -> &'static str {
-    match m {
-        Metric::Dsa(_) => "dsa",
-        Metric::Procrustes(_) => "procrustes",
-        Metric::Cka(_) => "cka",
-    }
-}
-
-fn score_name(s: Score) -> &'static str {
-    match s {
-        Score::Angular => "angular",
-        Score::Euclidean => "euclidean",
-    }
-}
-
-struct Params<'a, E: Fn(String) -> QueryError> {
-    kv: &'a BTreeMap<String, String>,
-    err: &'a E,
-}
-
-impl<E: Fn(String) -> QueryError> Params<'_, E> {
-    fn parse<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<Option<T>, QueryError> {
-        match self.kv.get(key) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| (self.err)(format!("{key}={v:?} is not {what}"))),
-        }
-    }
-
-    fn usize(&self, key: &str) -> Result<Option<usize>, QueryError> {
-        self.parse(key, "a non-negative integer")
-    }
-
-    fn u64(&self, key: &str) -> Result<Option<u64>, QueryError> {
-        self.parse(key, "a non-negative integer")
-    }
-
-    fn f64(&self, key: &str) -> Result<Option<f64>, QueryError> {
-        let v: Option<f64> = self.parse(key, "a number")?;
-        match v {
-            Some(x) if !x.is_finite() => Err((self.err)(format!("{key}={x} is not a finite number"))),
-            other => Ok(other),
-        }
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>, QueryError> {
-        match self.kv.get(key).map(|v| v.to_ascii_lowercase()) {
-            None => Ok(None),
-            Some(v) => match v.as_str() {
-                "true" | "1" | "yes" => Ok(Some(true)),
-                "false" | "0" | "no" => Ok(Some(false)),
-                _ => Err((self.err)(format!("{key}={v:?} is not true or false"))),
-            },
-        }
-    }
-
-    fn choice(&self, key: &str, options: &[&'static str]) -> Result<Option<&'static str>, QueryError> {
-        match self.kv.get(key) {
-            None => Ok(None),
-            Some(v) => options
-                .iter()
-                .copied()
-                .find(|o| o.eq_ignore_ascii_case(v))
-                .map(Some)
-                .ok_or_else(|| (self.err)(format!("{key}={v:?}; choose one of {}", options.join(", ")))),
-        }
-    }
+fn hash(canonical: &str) -> String {
+    blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string()
 }
 
 #[cfg(test)]
@@ -463,9 +220,35 @@ mod tests {
         let cka = MetricSpec::parse("cka").expect("cka");
         assert_ne!(cka.param_hash(), MetricSpec::parse("cka:debiased=true").expect("cka").param_hash());
         assert_eq!(
-            MetricSpec::parse("procrustes").expect("p").metric(),
-            &Metric::Procrustes(ShapeMetric::procrustes(Score::Angular))
+            MetricSpec::parse("procrustes").expect("p"),
+            MetricSpec::new(dynsim_metrics::ShapeMetric::procrustes(dynsim_metrics::Score::Angular))
         );
+        assert_eq!(cka.unit(), "rad");
+        assert_eq!(MetricSpec::parse("cka:score=normalized").expect("cka").unit(), "angle/(pi/2)");
+        assert_eq!(MetricSpec::parse("rsa").expect("rsa").unit(), "1 - similarity");
+    }
+
+    /// The cache keys of every metric that existed before the metric objects are unchanged:
+    /// `data/reference/spec_pins_v1.tsv` holds the hashes, canonical forms and labels the
+    /// earlier hand-written specifications gave (spec, hash, canonical, label per line).
+    #[test]
+    fn cache_keys_of_the_first_metrics_are_unchanged() {
+        let path = format!(
+            "{}/../../data/reference/spec_pins_v1.tsv",
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
+        );
+        let text = std::fs::read_to_string(&path).expect("pins");
+        let mut n = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split('\t').collect();
+            assert_eq!(f.len(), 5, "{line}");
+            let spec = MetricSpec::parse(f[1]).expect(f[1]);
+            assert_eq!(spec.canonical(), f[3], "{}", f[1]);
+            assert_eq!(spec.param_hash(), f[2], "{}", f[1]);
+            assert_eq!(spec.label(), f[4], "{}", f[1]);
+            n += 1;
+        }
+        assert_eq!(n, 11);
     }
 
     #[test]
@@ -474,22 +257,13 @@ mod tests {
             ("dsx", "unknown metric"),
             ("dsa:rank", "not key=value"),
             ("dsa:rank=ten", "not a non-negative integer"),
-            ("dsa:rank=5,rank_thresh=0.1", "one rank rule"),
-            ("dsa:n_delays=0", "n_delays"),
-            ("dsa:rank=0", "rank"),
             ("dsa:foo=1", "has no parameter \"foo\""),
-            ("dsa:score=cosine", "choose one of angular, euclidean, wasserstein"),
-            ("dsa:rank=3,rank=4", "twice"),
+            ("cka:preprocess=pca", "zscore_pca:K"),
             ("procrustes:alpha=2", "alpha"),
-            ("procrustes:alpha=nan", "finite"),
-            ("cka:threshold=2", "rbf only"),
-            ("cka:kernel=rbf,threshold=-1", "positive"),
-            ("cka:debiased=maybe", "true or false"),
         ];
         for (spec, want) in cases {
             let e = MetricSpec::parse(spec).expect_err(spec).to_string();
             assert!(e.contains(want), "{spec}: {e}");
-            assert!(e.contains(spec.split(':').next().unwrap_or(spec)), "{spec}: {e}");
         }
     }
 }

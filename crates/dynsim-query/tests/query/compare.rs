@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use dynsim_metrics::{Cka, Dsa, ShapeMetric};
-use dynsim_query::{CollectOptions, Comparison, Metric, MetricSpec, Progress, Selection, Shard};
+use dynsim_metrics::{Cka, DmdParams, Dsa, DsaParams, RankSelection, ShapeMetric};
+use dynsim_query::{CollectOptions, Comparison, MetricSpec, Progress, Selection, Shard};
 use dynsim_store::Store;
 use ndarray::Array3;
 
@@ -32,14 +32,25 @@ fn data(store: &Store, id: &str) -> Array3<f64> {
     store.read(id).expect("read").data.mapv(f64::from)
 }
 
+/// The direct call, through the metrics' own types (not the metric objects), of one of
+/// [`specs`]' metrics on a pair of arrays; checks that the spec is that metric.
+fn direct_xy(spec: &MetricSpec, x: &Array3<f64>, y: &Array3<f64>) -> f64 {
+    match spec.name() {
+        "dsa" => {
+            let dmd = DmdParams { n_delays: 3, delay_interval: 2, rank: RankSelection::Count(5), ..Default::default() };
+            let dsa = Dsa::new(DsaParams { dmd, ..Default::default() }).expect("dsa");
+            assert_eq!(spec.canonical(), MetricSpec::new(dsa).with_preprocess(spec.preprocess()).canonical());
+            dsa.fit_score(x.view(), y.view()).expect("dsa").value
+        }
+        "procrustes" => ShapeMetric::default().distance(x.view(), y.view()).expect("procrustes"),
+        "cka" => Cka::default().distance(x.view(), y.view()).expect("cka"),
+        other => panic!("no direct call for {other}"),
+    }
+}
+
 /// The direct metric call for one pair.
 fn direct(store: &Store, spec: &MetricSpec, left: &str, right: &str) -> f64 {
-    let (x, y) = (data(store, left), data(store, right));
-    match spec.metric() {
-        Metric::Dsa(p) => Dsa::new(*p).expect("dsa").fit_score(x.view(), y.view()).expect("dsa").value,
-        Metric::Procrustes(m) => ShapeMetric::distance(m, x.view(), y.view()).expect("procrustes"),
-        Metric::Cka(c) => Cka::distance(c, x.view(), y.view()).expect("cka"),
-    }
+    direct_xy(spec, &data(store, left), &data(store, right))
 }
 
 /// (left_id, right_id, metric) -> value.
@@ -311,8 +322,13 @@ fn bad_plans_are_refused_before_any_work() {
     assert!(err(Comparison::all_pairs(&store, all.clone())).contains("no metric"));
     // A rank larger than the embedding is wide (3 units x 3 delays = 9 columns).
     let big = MetricSpec::parse("dsa:n_delays=3,rank=20").expect("spec");
-    let e = err(Comparison::all_pairs(&store, all.clone()).metric(big));
-    assert!(e.contains("rank 20") && e.contains("cannot fit recording"), "{e}");
+    let typed = Comparison::all_pairs(&store, all.clone()).metric(big).collect().expect_err("rank 20");
+    assert!(
+        matches!(&typed, dynsim_query::QueryError::Prepare { recording, source, .. } if !recording.is_empty() && matches!(**source, dynsim_metrics::MetricError::RankTooLarge { rank: 20, .. })),
+        "{typed:?}"
+    );
+    let e = typed.to_string();
+    assert!(e.contains("rank 20") && e.contains("cannot prepare recording") && e.contains("3 units"), "{e}");
     // Delays longer than the recordings.
     let long = MetricSpec::parse("dsa:n_delays=30,delay_interval=2").expect("spec");
     let e = err(Comparison::all_pairs(&store, all.clone()).metric(long));
@@ -351,11 +367,7 @@ fn preprocessed_comparisons_equal_the_metric_on_the_preprocessed_pair() {
         let spec = metrics.iter().find(|s| s.name() == m).expect("spec");
         let (x, y) = dynsim_metrics::joint_zscore_pca(data(&store, l).view(), data(&store, r).view(), 2).expect("pca");
         assert_eq!(x.dim().2, 2);
-        let want = match spec.metric() {
-            Metric::Dsa(p) => Dsa::new(*p).expect("dsa").fit_score(x.view(), y.view()).expect("dsa").value,
-            Metric::Procrustes(s) => ShapeMetric::distance(s, x.view(), y.view()).expect("procrustes"),
-            Metric::Cka(c) => Cka::distance(c, x.view(), y.view()).expect("cka"),
-        };
+        let want = direct_xy(spec, &x, &y);
         assert!((v - want).abs() <= 1e-9 * want.abs().max(1.0), "{m} {l} {r}: {v} vs direct {want}");
         let unprocessed = plain_vals[&(l.clone(), r.clone(), m.clone())];
         assert!((v - unprocessed).abs() > 1e-9, "{m} {l} {r}: preprocessing changed nothing");
