@@ -62,6 +62,20 @@ struct LorenzArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Settings of the motif test: the seed study's (its line motif, DSA at rank 50; the
+    /// paper preset's default) or dynsim's (straight lines, DSA rank 20; the small preset's).
+    #[arg(long, value_enum, default_value = "auto")]
+    motif_settings: MotifSettingsArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MotifSettingsArg {
+    /// study for --preset paper, dynsim otherwise.
+    Auto,
+    /// dynsim's settings.
+    Dynsim,
+    /// The seed study's settings.
+    Study,
 }
 
 /// `mean ± sem` for the three levels, then R² and the gap, as table cells.
@@ -102,6 +116,11 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         PresetArg::Small => Preset::SMALL,
         PresetArg::Paper => Preset::PAPER,
     };
+    let motif_settings = match a.motif_settings {
+        MotifSettingsArg::Auto => motifs::MotifSettings::for_preset(preset),
+        MotifSettingsArg::Dynsim => motifs::MotifSettings::Dynsim,
+        MotifSettingsArg::Study => motifs::MotifSettings::Study,
+    };
     let (store, created) = Store::open_or_init(&a.store.store)?;
     if created {
         eprintln!("created a new store in {}", a.store.store.display());
@@ -114,8 +133,9 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         step("test A", "simulating 9 Lorenz systems", &cancel, |o| regimes::run_with(&store, preset, o))?;
     let (b, seconds_b) =
         step("test B", "simulating 378 noisy and mixed recordings", &cancel, |o| noise::run_with(&store, preset, o))?;
-    let (motifs, seconds_m) =
-        step("motifs", "composing 60 sequences of 3 motifs", &cancel, |o| motifs::run_with(&store, preset, o))?;
+    let (motifs, seconds_m) = step("motifs", "composing 60 sequences of 3 motifs", &cancel, |o| {
+        motifs::run_with(&store, preset, motif_settings, o)
+    })?;
     let files = dynsim_testcases::report::write_report(&a.out, preset, &test, &b, &motifs)
         .with_context(|| format!("writing the report into {}", a.out.display()))?;
     let seconds = t0.elapsed().as_secs_f64();
@@ -148,7 +168,11 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
                 },
                 "noise": { "metrics": noise, "computed": b.computed, "cached": b.cached, "seconds": seconds_b },
                 "motifs": {
-                    "metrics": motifs.results.iter().map(|r| json!({"metric": r.metric, "by_shared": course(&r.by_shared)})).collect::<Vec<_>>(),
+                    "settings": motifs.settings.name(),
+                    "metrics": motifs.results.iter().map(|r| json!({
+                        "metric": r.metric, "by_shared": course(&r.by_shared),
+                        "three_shared_with_self_pairs": r.three_shared_with_self,
+                    })).collect::<Vec<_>>(),
                     "pairs_by_shared": motifs.pairs, "computed": motifs.computed, "cached": motifs.cached,
                     "seconds": seconds_m,
                 },

@@ -215,9 +215,13 @@ impl DsaMatrix {
 }
 
 /// DSA's registry entry: `dsa:n_delays=33,delay_interval=6,rank=50`.
+///
+/// Version 2 (dynsim 0.1, this release): results carry the certified `lower` bound and the
+/// `gap`; the values are those of version 1, whose cached results lack the bound and are
+/// therefore recomputed once.
 pub static DSA_INFO: MetricInfo = MetricInfo {
     name: "dsa",
-    version: 1,
+    version: 2,
     summary: "Dynamical Similarity Analysis: a DMD operator per recording (delay embedding, \
               principal-component regression), compared up to an orthogonal change of basis",
     formula: "angular = min_{C in O(n)} arccos <A, C B C^T>_F   (A, B the unit-norm DMD operators, radians)\n\

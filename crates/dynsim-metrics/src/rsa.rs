@@ -147,7 +147,7 @@ impl Rdm {
 /// ```
 /// use dynsim_metrics::{Rsa, Metric};
 /// use ndarray::Array3;
-/// let x = Array3::from_shape_fn((1, 6, 4), |(_, t, u)| ((t * (u + 1)) as f64 * 0.7).sin());
+/// let x = Array3::from_shape_fn((1, 6, 4), |(_, t, u)| (((t + 1) * (u + 2)) as f64 * 0.7).sin());
 /// let y = x.mapv(|v| 2.0 * v);
 /// let s = Rsa::default().compare(x.view(), y.view()).unwrap();
 /// assert!(s.value.abs() < 1e-12); // 1 - spearman of identical correlation RDMs

@@ -14,6 +14,17 @@
 //! 5. `path`: line, quarter circle, line, quarter circle (a quarter of the steps each), each
 //!    piece starting where the last one ended, with random directions.
 //!
+//! Two settings ([`MotifSettings`]): dynsim's (above; DSA as in Test A, rank 20), and the
+//! seed study's, the paper preset's default: DSA with `n_delays 33`, `delay_interval 6`,
+//! **rank 50** on the full `200 x 600 x 3` arrays (no trial averaging), and the study's
+//! `line` motif ([`study_line`]), whose direction compounds in place in an integer array and
+//! collapses to zero after a few trajectories, so most of its "lines" are static points. The
+//! study's "3 shared" mean also counted the 60 zero self-pairs; both means are reported.
+//! Not reproduced (yet): the study's motif set itself (its curve and patterns are Lorenz
+//! runs with other parameters, its fifth motif joins line, curve and their trial-reversed
+//! copies) and the length of its compositions (`200 x 200 x 3` arrays, ours are
+//! `trajectories x 3 steps x 3`), so its numbers and ours are on different scales.
+//!
 //! A composition is an ordered sequence of 3 distinct motifs (5 x 4 x 3 = 60), concatenated
 //! in time (`3 x steps` points): each motif is translated so that it starts where the
 //! previous one ended. Two compositions share 1, 2 or 3 motifs (as sets; any two sets of 3
@@ -32,9 +43,97 @@ use rand_distr::StandardNormal;
 
 use crate::lorenz::simulate;
 use crate::noise::{course, Course};
-use crate::regimes::{
-    collect, floats, metrics, put_all, recording, select, strings, with_metrics, Preset, TestcaseError,
-};
+use dynsim_query::MetricSpec;
+
+use crate::regimes::{collect, floats, metrics, put_all, recording, select, strings, Preset, TestcaseError};
+
+/// Which motif test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MotifSettings {
+    /// dynsim's: straight lines, DSA as in Test A (rank 20). The small preset's default.
+    Dynsim,
+    /// The seed study's: its line motif ([`study_line`]) and DSA at rank 50. The paper
+    /// preset's default.
+    Study,
+}
+
+impl MotifSettings {
+    /// The default of a preset: the study's settings for [`Preset::PAPER`], dynsim's otherwise.
+    pub fn for_preset(preset: Preset) -> MotifSettings {
+        if preset == Preset::PAPER {
+            MotifSettings::Study
+        } else {
+            MotifSettings::Dynsim
+        }
+    }
+
+    /// `dynsim` or `study`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MotifSettings::Dynsim => "dynsim",
+            MotifSettings::Study => "study",
+        }
+    }
+
+    /// The store's task key of the compositions (the two settings' compositions differ).
+    pub fn task(&self) -> &'static str {
+        match self {
+            MotifSettings::Dynsim => "lorenz_motifs",
+            MotifSettings::Study => "lorenz_motifs_study",
+        }
+    }
+
+    /// The metrics: Test A's, with DSA at rank 50 for the study's settings.
+    pub fn metrics(&self) -> Vec<MetricSpec> {
+        match self {
+            MotifSettings::Dynsim => metrics(),
+            MotifSettings::Study => ["dsa:n_delays=33,delay_interval=6,rank=50", "procrustes", "cka"]
+                .iter()
+                .filter_map(|s| MetricSpec::parse(s).ok())
+                .collect(),
+        }
+    }
+}
+
+/// The seed study's means (1, 2, 3 shared motifs; 3 shared including the 60 self-pairs) of
+/// its motif test, DSA in radians.
+pub const STUDY_DSA: [f64; 3] = [0.76, 0.63, 0.36];
+
+/// The seed study's line motif (`Simulation.simulation_line` of its code): one direction
+/// array `[1, 1, 1]` of integers is shared by all trajectories and updated in place for each
+/// one (every axis times a normal draw `g`, one random axis of 1 and 2 negated, truncated
+/// towards zero by the integer array), and the trajectory's direction is `g` times it; the
+/// points are `x_{i+1} = x_i + i d`, then min-max normalised over the whole trajectory
+/// (`(x - min) / (max - min + 1e-6)`). Once `|g| < 1` has truncated every axis to 0, every
+/// later trajectory is one static point. Random draws come from this seed, not numpy's.
+pub fn study_line(trajectories: usize, steps: usize, seed: u64) -> Array3<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Array3::zeros((trajectories, steps, 3));
+    let mut direction = [1i64; 3];
+    for k in 0..trajectories {
+        let p0 = [rng.random::<f64>(), rng.random::<f64>(), rng.random::<f64>()];
+        let g: f64 = rng.sample(StandardNormal);
+        let flipped = 1 + (rng.random::<f64>() * 2.0) as usize; // numpy randint(1, 3)
+        for (ax, d) in direction.iter_mut().enumerate() {
+            let v = if ax == flipped { -(*d as f64) * g } else { *d as f64 * g };
+            *d = v.trunc() as i64;
+        }
+        let d = direction.map(|v| g * v as f64);
+        let mut pts = vec![p0; steps];
+        for i in 0..steps.saturating_sub(1) {
+            pts[i + 1] = [0, 1, 2].map(|c| pts[i][c] + i as f64 * d[c]);
+        }
+        let (lo, hi) =
+            pts.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        let scale = 1.0 / (hi - lo + 1e-6);
+        for (t, p) in pts.iter().enumerate() {
+            for c in 0..3 {
+                out[[k, t, c]] = (p[c] - lo) * scale;
+            }
+        }
+    }
+    out
+}
 
 /// The motif names, in order.
 pub const MOTIFS: [&str; 5] = ["line", "curve", "lorenz_stable", "lorenz_chaos", "path"];
@@ -167,14 +266,19 @@ pub fn shared(a: &[usize; 3], b: &[usize; 3]) -> usize {
 pub struct MotifResult {
     /// The metric name.
     pub metric: String,
-    /// Mean, SEM, R², slope and gap against the number of shared motifs.
+    /// Mean, SEM, R², slope and gap against the number of shared motifs (distinct
+    /// compositions only).
     pub by_shared: Course,
+    /// The "3 shared" mean counting the 60 self-pairs (value 0) too, as the seed study did.
+    pub three_shared_with_self: f64,
 }
 
 /// The outcome of the motif test.
 #[derive(Debug, Clone)]
 pub struct MotifTest {
-    /// One result per metric, in [`metrics`] order.
+    /// The settings it ran with.
+    pub settings: MotifSettings,
+    /// One result per metric, in [`MotifSettings::metrics`] order.
     pub results: Vec<MotifResult>,
     /// Pairs per number of shared motifs (1, 2, 3).
     pub pairs: [usize; 3],
@@ -185,15 +289,20 @@ pub struct MotifTest {
 }
 
 /// Make and ingest the 60 compositions (already present ones add nothing).
-pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
+pub fn ingest(store: &Store, preset: Preset, settings: MotifSettings) -> Result<(), TestcaseError> {
     let mut all = Vec::new();
-    let motifs: Vec<Array3<f64>> =
-        (0..5).map(|i| motif(i, preset.trajectories, preset.steps, preset.seed * 1000 + 500 + i as u64)).collect();
+    let seed = |i: usize| preset.seed * 1000 + 500 + i as u64;
+    let motifs: Vec<Array3<f64>> = (0..5)
+        .map(|i| match (i, settings) {
+            (0, MotifSettings::Study) => study_line(preset.trajectories, preset.steps, seed(i)),
+            _ => motif(i, preset.trajectories, preset.steps, seed(i)),
+        })
+        .collect();
     for c in compositions().iter() {
         let x = compose(&[&motifs[c[0]], &motifs[c[1]], &motifs[c[2]]]);
         let keys = [
             "model=motifs".to_string(),
-            "task=lorenz_motifs".to_string(),
+            format!("task={}", settings.task()),
             format!("condition={}-{}-{}", MOTIFS[c[0]], MOTIFS[c[1]], MOTIFS[c[2]]),
             format!("motif1={}", MOTIFS[c[0]]),
             format!("motif2={}", MOTIFS[c[1]]),
@@ -204,17 +313,26 @@ pub fn ingest(store: &Store, preset: Preset) -> Result<(), TestcaseError> {
     put_all(store, all)
 }
 
-/// Run the motif test on `store`.
+/// Run the motif test on `store` with the preset's settings ([`MotifSettings::for_preset`]).
 pub fn run(store: &Store, preset: Preset) -> Result<MotifTest, TestcaseError> {
-    run_with(store, preset, CollectOptions::default())
+    run_with(store, preset, MotifSettings::for_preset(preset), CollectOptions::default())
 }
 
-/// [`run`] with a progress callback and a cancel flag for the comparison.
-pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> Result<MotifTest, TestcaseError> {
-    ingest(store, preset)?;
-    let sel = select(store, "lorenz_motifs", preset, 3 * preset.steps)?;
-    let specs = metrics();
-    let out = collect(with_metrics(Comparison::all_pairs(store, sel)), options)?;
+/// [`run`] with explicit settings, a progress callback and a cancel flag for the comparison.
+pub fn run_with(
+    store: &Store,
+    preset: Preset,
+    settings: MotifSettings,
+    options: CollectOptions<'_>,
+) -> Result<MotifTest, TestcaseError> {
+    ingest(store, preset, settings)?;
+    let sel = select(store, settings.task(), preset, 3 * preset.steps)?;
+    let specs = settings.metrics();
+    let mut cmp = Comparison::all_pairs(store, sel);
+    for m in &specs {
+        cmp = cmp.metric(m.clone());
+    }
+    let out = collect(cmp, options)?;
     let df = &out.frame;
     let strs = |c: &str| strings(df, c);
     let index: HashMap<&str, usize> = MOTIFS.iter().enumerate().map(|(i, m)| (*m, i)).collect();
@@ -243,7 +361,15 @@ pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> R
                 }
             }
         }
-        results.push(MotifResult { metric: spec.name().to_string(), by_shared: course(&x, &y)? });
+        // The study's "3 shared" mean: its all-pairs matrix's zero diagonal (the 60 self-pairs)
+        // counted too.
+        let three: Vec<f64> = x.iter().zip(&y).filter(|(k, _)| **k == 3.0).map(|(_, v)| *v).collect();
+        let three_shared_with_self = three.iter().sum::<f64>() / (three.len() + compositions().len()) as f64;
+        results.push(MotifResult {
+            metric: spec.name().to_string(),
+            by_shared: course(&x, &y)?,
+            three_shared_with_self,
+        });
     }
-    Ok(MotifTest { results, pairs, cached: out.cached, computed: out.computed })
+    Ok(MotifTest { settings, results, pairs, cached: out.cached, computed: out.computed })
 }

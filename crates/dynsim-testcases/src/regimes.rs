@@ -56,6 +56,9 @@ pub struct MetricResult {
     pub matrix: Array2<f64>,
     /// Within- vs across-regime summary.
     pub separation: Separation,
+    /// DSA's certified gaps (value - lower bound) of the pairs, in frame order; empty for
+    /// the other metrics.
+    pub gaps: Vec<f64>,
 }
 
 /// The outcome of Test A.
@@ -209,14 +212,17 @@ pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> R
     };
     let (left, right, metric, value) =
         (row("left_r")?, row("right_r")?, strings(df, "param_hash")?, floats(df, "value")?);
+    let gap = floats(df, "gap")?;
     let labels: Vec<Regime> = systems.iter().map(|s| s.0).collect();
     let mut results = Vec::new();
     for spec in &specs {
         let mut m = Array2::zeros((9, 9));
+        let mut gaps = Vec::new();
         for i in 0..df.height() {
             if metric[i] != spec.param_hash() {
                 continue;
             }
+            gaps.extend(gap[i]);
             if let (Some(a), Some(b), Some(v)) = (left[i], right[i], value[i]) {
                 m[[a, b]] = v;
                 m[[b, a]] = v;
@@ -225,7 +231,7 @@ pub fn run_with(store: &Store, preset: Preset, options: CollectOptions<'_>) -> R
         let sep = separation(&m, &labels).ok_or_else(|| {
             QueryError::Plan("the regimes test needs systems of at least two regimes with two systems each".into())
         })?;
-        results.push(MetricResult { metric: spec.name().to_string(), matrix: m, separation: sep });
+        results.push(MetricResult { metric: spec.name().to_string(), matrix: m, separation: sep, gaps });
     }
     Ok(TestA { systems, results, cached: out.cached, computed: out.computed })
 }

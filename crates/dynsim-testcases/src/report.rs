@@ -76,19 +76,56 @@ pub fn system_labels(a: &TestA) -> Vec<String> {
     a.systems.iter().map(|(g, r)| format!("{} r={r}", g.name())).collect()
 }
 
-/// Test A: separation table, and per metric its heatmap and within/across box plot.
+/// One sentence on DSA's certified gaps (value - lower bound): how many pairs, their
+/// median, 90th percentile and maximum, and how many are certified optimal (gap < 1e-6).
+pub fn gap_sentence(metric: &str, gaps: &[f64]) -> String {
+    let mut g = gaps.to_vec();
+    g.sort_by(f64::total_cmp);
+    let q = |p: f64| g[((g.len() - 1) as f64 * p).round() as usize];
+    format!(
+        "{metric}'s certified gap (value - lower bound, rad) over {} pairs: median {:.2e}, 90th percentile {:.2e}, \
+         max {:.2e}; {} pairs certified optimal (gap < 1e-6).",
+        g.len(),
+        q(0.5),
+        q(0.9),
+        q(1.0),
+        g.iter().filter(|v| **v < 1e-6).count()
+    )
+}
+
+/// The seed study's reporting scale of a metric, relative to radians, its name, and the
+/// study's Test A means (within, across regimes) on that scale: CKA and Procrustes as
+/// angle / (pi/2) (CKA 0.794 / 0.891, Procrustes 0.671 / 0.775), DSA in radians (0.221 /
+/// 0.481).
+pub fn study_scale(metric: &str) -> (f64, &'static str, Option<(f64, f64)>) {
+    let half_pi = std::f64::consts::FRAC_PI_2;
+    match metric {
+        "cka" => (1.0 / half_pi, "angle/(pi/2)", Some((0.794, 0.891))),
+        "procrustes" => (1.0 / half_pi, "angle/(pi/2)", Some((0.671, 0.775))),
+        "dsa" => (1.0, "rad", Some((0.221, 0.481))),
+        _ => (1.0, "rad", None),
+    }
+}
+
+/// Test A: separation table (in radians and on the study's scale, beside the study's
+/// numbers), and per metric its heatmap and within/across box plot.
 pub fn section_a(a: &TestA) -> Section {
     let labels = system_labels(a);
     let mut rows = Vec::new();
     let mut figures = Vec::new();
     for r in &a.results {
         let s = r.separation;
+        let (scale, unit, study) = study_scale(&r.metric);
         rows.push(vec![
             r.metric.clone(),
+            "rad".into(),
             format!("{:.3}", s.within),
             format!("{:.3}", s.across),
             format!("{:.2}", s.ratio),
             format!("{:.3}", s.auc),
+            unit.into(),
+            format!("{:.3} / {:.3}", s.within * scale, s.across * scale),
+            study.map_or_else(|| "-".into(), |(w, a)| format!("{w:.3} / {a:.3}")),
         ]);
         figures.push(Figure {
             name: format!("regimes_{}_matrix.svg", r.metric),
@@ -114,7 +151,7 @@ pub fn section_a(a: &TestA) -> Section {
             ),
         });
     }
-    let reading = a
+    let mut reading = a
         .results
         .iter()
         .max_by(|x, y| x.separation.ratio.total_cmp(&y.separation.ratio))
@@ -127,12 +164,28 @@ pub fn section_a(a: &TestA) -> Section {
             )
         })
         .unwrap_or_default();
+    for r in a.results.iter().filter(|r| !r.gaps.is_empty()) {
+        reading.push_str(&format!(" {}", gap_sentence(&r.metric, &r.gaps)));
+    }
     Section {
         title: "Test A: regimes".into(),
-        intro: "Mean dissimilarity within and across the three regimes, their ratio, and the ROC AUC of \
-                across- against within-regime pairs."
+        intro: "Mean dissimilarity within and across the three regimes (radians), their ratio, the ROC AUC of \
+                across- against within-regime pairs, and the means on the seed study's scale (CKA and Procrustes as \
+                angle / (pi/2), DSA in radians) beside the study's own Test A numbers."
             .into(),
-        columns: ["metric", "within", "across", "ratio", "ROC AUC"].map(String::from).to_vec(),
+        columns: [
+            "metric",
+            "unit",
+            "within",
+            "across",
+            "ratio",
+            "ROC AUC",
+            "study's scale",
+            "within / across there",
+            "study: within / across",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
         reading,
         figures,
@@ -200,7 +253,17 @@ pub fn section_motifs(m: &MotifTest) -> Section {
         let c = &r.by_shared;
         let mut row = vec![r.metric.clone()];
         row.extend(cells(c, 4));
-        row.extend([format!("{:.3}", c.r2), format!("{:.4}", c.gap)]);
+        row.extend([
+            format!("{:.4}", r.three_shared_with_self),
+            format!("{:.3}", c.r2),
+            format!("{:.4}", c.gap),
+            if r.metric == "dsa" {
+                let s = crate::motifs::STUDY_DSA;
+                format!("{:.2} / {:.2} / {:.2}", s[0], s[1], s[2])
+            } else {
+                "-".into()
+            },
+        ]);
         rows.push(row);
         let series = [(r.metric.clone(), c.mean.to_vec(), c.sem.to_vec())];
         figures.push(Figure {
@@ -227,10 +290,31 @@ pub fn section_motifs(m: &MotifTest) -> Section {
     Section {
         title: "Motif compositions".into(),
         intro: format!(
-            "Pairs sharing 1 / 2 / 3 motifs: {} / {} / {}. Mean ± SEM per number of shared motifs, R² and the 1 to 3 gap.",
-            m.pairs[0], m.pairs[1], m.pairs[2]
+            "Settings: {}. Pairs sharing 1 / 2 / 3 motifs: {} / {} / {}. Mean ± SEM (radians) per number of shared \
+             motifs over distinct compositions; the 3-shared mean with the 60 self-pairs (0) counted too, as the seed \
+             study did; R², the 1 to 3 gap, and the study's DSA means (its 3-shared mean includes the self-pairs).",
+            match m.settings {
+                crate::motifs::MotifSettings::Study =>
+                    "the seed study's (its line motif, DSA n_delays 33, \
+                     delay_interval 6, rank 50, no trial averaging)",
+                crate::motifs::MotifSettings::Dynsim => "dynsim's (straight lines, DSA rank 20 as in Test A)",
+            },
+            m.pairs[0],
+            m.pairs[1],
+            m.pairs[2]
         ),
-        columns: ["metric", "1 shared", "2 shared", "3 shared", "R²", "gap"].map(String::from).to_vec(),
+        columns: [
+            "metric",
+            "1 shared",
+            "2 shared",
+            "3 shared",
+            "3 shared incl. self-pairs",
+            "R²",
+            "gap",
+            "study (DSA)",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
         reading,
         figures,

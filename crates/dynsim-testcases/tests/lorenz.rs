@@ -101,3 +101,40 @@ fn motif_compositions_by_shared_motifs() {
         assert!(c.slope < 0.0 && c.gap > 0.0, "{}: {c:?}", r.metric);
     }
 }
+
+/// The seed study's motif settings: its line motif collapses to static points (the shared
+/// integer direction truncates to zero), DSA runs at rank 50, and the 3-shared mean with the
+/// 60 self-pairs is the distinct-pairs mean scaled by 150 / 210.
+#[test]
+fn motif_test_with_the_study_settings() {
+    use dynsim_testcases::motifs::{study_line, MotifSettings};
+    let lines = study_line(50, 200, 7);
+    let moving = (0..50)
+        .filter(|&k| {
+            let t = lines.index_axis(ndarray::Axis(0), k);
+            (0..200).any(|i| (0..3).any(|c| (t[[i, c]] - t[[0, c]]).abs() > 1e-9))
+        })
+        .count();
+    assert!(moving <= 10, "{moving} of 50 study lines move; the direction should collapse to zero");
+    assert!(lines.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::init(dir.path().join("s")).expect("init");
+    let preset = Preset { trajectories: 20, ..Preset::SMALL };
+    let m =
+        dynsim_testcases::motifs::run_with(&store, preset, MotifSettings::Study, Default::default()).expect("motifs");
+    assert_eq!(m.settings, MotifSettings::Study);
+    let dsa = &m.results[0];
+    assert_eq!(dsa.metric, "dsa");
+    let c = &dsa.by_shared;
+    assert!((dsa.three_shared_with_self - c.mean[2] * 150.0 / 210.0).abs() < 1e-12);
+    // rank 50 on 3 units x 33 delays: the study's numbers are on this scale (radians)
+    assert!(c.mean[0] > c.mean[2], "{c:?}");
+    eprintln!(
+        "study settings, 20 trajectories: DSA {:.3} / {:.3} / {:.3} (3 shared with self-pairs {:.3}); study 0.76 / 0.63 / 0.36",
+        c.mean[0], c.mean[1], c.mean[2], dsa.three_shared_with_self
+    );
+    // the dynsim settings' compositions are stored apart (another task key)
+    let n = dynsim_query::Selection::all(&store).expect("all").ids().expect("ids").len();
+    assert_eq!(n, 60);
+}

@@ -196,7 +196,17 @@ fn dsa_angular_at_least_as_good_as_reference_with_certificate() {
         // under it (e.g. 0) is wrong whatever the reference says.
         let bound = von_neumann_bound(&a, &b);
         assert!(c.value >= bound - 1e-9, "{}: {} below the bound {bound}", g.name, c.value);
-        eprintln!("{}: dsa angular {} (reference {want}, lower bound {bound}), det {}", g.name, c.value, t.det);
+        // The library's certified bound: valid, and at least as tight as von Neumann's
+        // recomputed here.
+        let lower = c.lower.expect("angular scores carry a bound");
+        assert!(lower <= c.value + 1e-9 && lower >= bound - 1e-9, "{}: {lower} vs {bound} / {}", g.name, c.value);
+        eprintln!(
+            "{}: dsa angular {} (reference {want}), certified lower {lower} (von Neumann {bound}), gap {:.2e}, det {}",
+            g.name,
+            c.value,
+            c.value - lower,
+            t.det
+        );
     }
 }
 
