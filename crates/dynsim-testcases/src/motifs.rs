@@ -20,10 +20,12 @@
 //! `line` motif ([`study_line`]), whose direction compounds in place in an integer array and
 //! collapses to zero after a few trajectories, so most of its "lines" are static points. The
 //! study's "3 shared" mean also counted the 60 zero self-pairs; both means are reported.
-//! Not reproduced (yet): the study's motif set itself (its curve and patterns are Lorenz
-//! runs with other parameters, its fifth motif joins line, curve and their trial-reversed
-//! copies) and the length of its compositions (`200 x 200 x 3` arrays, ours are
-//! `trajectories x 3 steps x 3`), so its numbers and ours are on different scales.
+//! The study's settings also use its motif set and composition ([`study_motifs`],
+//! [`attach`]): line, `curve` (Lorenz `r = 0.5`), `pattern1` (`r = 5`), `pattern2`
+//! (`r = 15`) and `line_curve_line_curve` (line, curve and their trial-reversed copies
+//! attached); a composition attaches its three motifs (each continuing from where the last
+//! ended, by its increments), keeps every third point and rescales each trajectory into the
+//! unit volume, so it is `trajectories x steps x 3` like its motifs.
 //!
 //! A composition is an ordered sequence of 3 distinct motifs (5 x 4 x 3 = 60), concatenated
 //! in time (`3 x steps` points): each motif is translated so that it starts where the
@@ -52,8 +54,9 @@ use crate::regimes::{collect, floats, metrics, put_all, recording, select, strin
 pub enum MotifSettings {
     /// dynsim's: straight lines, DSA as in Test A (rank 20). The small preset's default.
     Dynsim,
-    /// The seed study's: its line motif ([`study_line`]) and DSA at rank 50. The paper
-    /// preset's default.
+    /// The seed study's: its motif set ([`study_motifs`], with its line motif
+    /// [`study_line`]), its composition ([`attach`]) and DSA at rank 50. The paper preset's
+    /// default.
     Study,
 }
 
@@ -83,6 +86,22 @@ impl MotifSettings {
         }
     }
 
+    /// The motif names (the keys `motif1..3` of the compositions).
+    pub fn names(&self) -> [&'static str; 5] {
+        match self {
+            MotifSettings::Dynsim => MOTIFS,
+            MotifSettings::Study => STUDY_MOTIFS,
+        }
+    }
+
+    /// Time steps of a composition of motifs of `steps` points.
+    pub fn composition_steps(&self, steps: usize) -> usize {
+        match self {
+            MotifSettings::Dynsim => 3 * steps,
+            MotifSettings::Study => (3 * steps).div_ceil(3),
+        }
+    }
+
     /// The metrics: Test A's, with DSA at rank 50 for the study's settings.
     pub fn metrics(&self) -> Vec<MetricSpec> {
         match self {
@@ -93,6 +112,59 @@ impl MotifSettings {
                 .collect(),
         }
     }
+}
+
+/// The seed study's motif names.
+pub const STUDY_MOTIFS: [&str; 5] = ["line", "curve", "pattern1", "pattern2", "line_curve_line_curve"];
+
+/// The seed study's five motifs ([`STUDY_MOTIFS`]), each `trajectories x steps x 3`;
+/// motif `i < 4` drawn with `seed(i)`, the fifth attached from the line and the curve
+/// themselves and their trial-reversed copies (as the study's notebook does).
+pub fn study_motifs(trajectories: usize, steps: usize, seed: impl Fn(usize) -> u64) -> Vec<Array3<f64>> {
+    let line = study_line(trajectories, steps, seed(0));
+    let curve = simulate(0.5, trajectories, steps, seed(1));
+    let flip = |a: &Array3<f64>| a.slice(s![..;-1, .., ..]).to_owned();
+    let fifth = attach(&[&line, &curve, &flip(&line), &flip(&curve)]);
+    vec![line, curve, simulate(5.0, trajectories, steps, seed(2)), simulate(15.0, trajectories, steps, seed(3)), fifth]
+}
+
+/// The seed study's `combine_simulations(..., method='attach')`: per trajectory, each part
+/// continues from the end of the previous one by its own increments (the first step after a
+/// junction is `0.0001` times the previous part's last increment), every `parts`-th point of
+/// the joined trajectory is kept, and it is rescaled into the unit volume by its minimum and
+/// maximum over all three coordinates.
+pub fn attach(parts: &[&Array3<f64>]) -> Array3<f64> {
+    let (trials, steps, dims) = parts[0].dim();
+    let total: usize = parts.iter().map(|p| p.dim().1).sum();
+    let kept = total.div_ceil(parts.len());
+    let mut out = Array3::zeros((trials, kept, dims));
+    for k in 0..trials {
+        let mut joined: Vec<Vec<f64>> = (0..steps).map(|t| (0..dims).map(|c| parts[0][[k, t, c]]).collect()).collect();
+        for part in &parts[1..] {
+            let n = joined.len();
+            let first: Vec<f64> =
+                (0..dims).map(|c| joined[n - 1][c] + 0.0001 * (joined[n - 1][c] - joined[n - 2][c])).collect();
+            joined.push(first);
+            for i in 1..part.dim().1 {
+                let prev = joined.len() - 1;
+                let next: Vec<f64> =
+                    (0..dims).map(|c| joined[prev][c] + part[[k, i, c]] - part[[k, i - 1, c]]).collect();
+                joined.push(next);
+            }
+        }
+        let rows: Vec<&Vec<f64>> = joined.iter().step_by(parts.len()).collect();
+        let (lo, hi) = rows
+            .iter()
+            .flat_map(|r| r.iter())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        for (t, r) in rows.iter().enumerate() {
+            for c in 0..dims {
+                out[[k, t, c]] = (r[c] - lo) / span;
+            }
+        }
+    }
+    out
 }
 
 /// The seed study's means (1, 2, 3 shared motifs; 3 shared including the 60 self-pairs) of
@@ -292,21 +364,24 @@ pub struct MotifTest {
 pub fn ingest(store: &Store, preset: Preset, settings: MotifSettings) -> Result<(), TestcaseError> {
     let mut all = Vec::new();
     let seed = |i: usize| preset.seed * 1000 + 500 + i as u64;
-    let motifs: Vec<Array3<f64>> = (0..5)
-        .map(|i| match (i, settings) {
-            (0, MotifSettings::Study) => study_line(preset.trajectories, preset.steps, seed(i)),
-            _ => motif(i, preset.trajectories, preset.steps, seed(i)),
-        })
-        .collect();
+    let motifs: Vec<Array3<f64>> = match settings {
+        MotifSettings::Study => study_motifs(preset.trajectories, preset.steps, seed),
+        MotifSettings::Dynsim => (0..5).map(|i| motif(i, preset.trajectories, preset.steps, seed(i))).collect(),
+    };
+    let names = settings.names();
     for c in compositions().iter() {
-        let x = compose(&[&motifs[c[0]], &motifs[c[1]], &motifs[c[2]]]);
+        let parts = [&motifs[c[0]], &motifs[c[1]], &motifs[c[2]]];
+        let x = match settings {
+            MotifSettings::Study => attach(&parts),
+            MotifSettings::Dynsim => compose(&parts),
+        };
         let keys = [
             "model=motifs".to_string(),
             format!("task={}", settings.task()),
-            format!("condition={}-{}-{}", MOTIFS[c[0]], MOTIFS[c[1]], MOTIFS[c[2]]),
-            format!("motif1={}", MOTIFS[c[0]]),
-            format!("motif2={}", MOTIFS[c[1]]),
-            format!("motif3={}", MOTIFS[c[2]]),
+            format!("condition={}-{}-{}", names[c[0]], names[c[1]], names[c[2]]),
+            format!("motif1={}", names[c[0]]),
+            format!("motif2={}", names[c[1]]),
+            format!("motif3={}", names[c[2]]),
         ];
         all.push(recording("motif test", &x, preset, &keys)?);
     }
@@ -326,7 +401,7 @@ pub fn run_with(
     options: CollectOptions<'_>,
 ) -> Result<MotifTest, TestcaseError> {
     ingest(store, preset, settings)?;
-    let sel = select(store, settings.task(), preset, 3 * preset.steps)?;
+    let sel = select(store, settings.task(), preset, settings.composition_steps(preset.steps))?;
     let specs = settings.metrics();
     let mut cmp = Comparison::all_pairs(store, sel);
     for m in &specs {
@@ -335,7 +410,7 @@ pub fn run_with(
     let out = collect(cmp, options)?;
     let df = &out.frame;
     let strs = |c: &str| strings(df, c);
-    let index: HashMap<&str, usize> = MOTIFS.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let index: HashMap<&str, usize> = settings.names().iter().enumerate().map(|(i, m)| (*m, i)).collect();
     let side = |p: &str| -> Result<Vec<[usize; 3]>, TestcaseError> {
         let cols = [strs(&format!("{p}_motif1"))?, strs(&format!("{p}_motif2"))?, strs(&format!("{p}_motif3"))?];
         Ok((0..df.height())
