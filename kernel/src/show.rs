@@ -145,8 +145,8 @@ fn gap_summary(df: &DataFrame) -> Option<String> {
     let median = v[v.len() / 2];
     let max = v[v.len() - 1];
     Some(format!(
-        "DSA certified: the optimum is within {max:.2e} rad of the global one on every pair (gap value - lower bound: \
-         median {median:.2e}, max {max:.2e} over {} pairs)",
+        "DSA certified: on every pair the optimum found is within {max:.2e} of the global one (gap = value - lower \
+         bound: median {median:.2e}, max {max:.2e} over {} pairs)",
         v.len()
     ))
 }

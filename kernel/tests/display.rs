@@ -106,3 +106,21 @@ fn a_selection_that_cannot_be_read_shows_the_error() {
     let b = bad.bundle();
     assert!(b[1].1.contains("the selection cannot be read") && b[1].1.contains("no_such_key"), "{}", b[1].1);
 }
+
+/// A DSA comparison's summary line states the certified gaps, and they are the frame's.
+#[test]
+fn a_dsa_comparison_shows_its_certified_gaps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = study(dir.path());
+    let go = Selection::all(&store).expect("all").filter(col("task").eq(lit("go")));
+    let out = Comparison::all_pairs(&store, go)
+        .metric(MetricSpec::parse("dsa:n_delays=3,rank=6").expect("spec"))
+        .collect_with(Default::default())
+        .expect("collect");
+    let gaps: Vec<f64> = out.frame.column("gap").expect("gap").f64().expect("f64").into_no_null_iter().collect();
+    assert_eq!(gaps.len(), 15);
+    let max = gaps.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let line = &out.bundle()[1].1;
+    assert!(line.contains("DSA certified") && line.contains(&format!("max {max:.2e} over 15 pairs")), "{line}");
+    assert!(out.frame.column("unit").expect("unit").str().expect("str").iter().all(|u| u == Some("rad")));
+}

@@ -206,10 +206,10 @@ pub trait Metric: Send + Sync + fmt::Debug {
         Matching::Samples
     }
 
-    /// The parameters [`prepare`](Self::prepare) depends on, as canonical JSON: two metrics
-    /// with equal keys share their prepared recordings (e.g. DSA specs that differ only in
-    /// the optimiser share their DMD fits). Default: `samples` (every sample-wise metric
-    /// shares the centred sample matrix).
+    /// What [`prepare`](Self::prepare) makes and from which parameters, unique across
+    /// metrics: two metrics with equal keys share their prepared recordings (DSA specs that
+    /// differ only in the optimiser share their DMD fits, `{"dmd":...}`). Default: `samples`
+    /// (every sample-wise metric shares the centred sample matrix).
     fn prepare_key(&self) -> String {
         "samples".into()
     }

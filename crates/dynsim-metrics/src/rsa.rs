@@ -424,7 +424,7 @@ impl Metric for Rsa {
     }
 
     fn prepare_key(&self) -> String {
-        json!({ "conditions": self.conditions, "rdm": self.rdm }).to_string()
+        json!({ "rsa_rdm": { "conditions": self.conditions, "rdm": self.rdm } }).to_string()
     }
 
     fn compact(&self) -> bool {

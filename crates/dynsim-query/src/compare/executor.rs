@@ -19,11 +19,12 @@ use crate::error::QueryError;
 use crate::spec::MetricSpec;
 
 /// A prepared recording is shared by every task with this content and this preparation
-/// ([`dynsim_metrics::Metric::prepare_key`], prefixed by the metric's name).
+/// ([`dynsim_metrics::Metric::prepare_key`]: the sample-wise metrics share one sample
+/// matrix per recording, DSA specs with the same DMD parameters one fit).
 type PrepKey = (String, String);
 
 fn prep_key(row: &CatalogRow, spec: &MetricSpec) -> PrepKey {
-    (row.hash.clone(), format!("{}:{}", spec.name(), spec.metric().prepare_key()))
+    (row.hash.clone(), spec.metric().prepare_key())
 }
 
 /// How a task gets its inputs.
