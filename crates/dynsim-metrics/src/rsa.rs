@@ -450,21 +450,30 @@ impl Metric for Rsa {
 mod tests {
     use super::*;
 
-    /// tau-a against the O(n^2) definition, with ties.
+    /// tau-a against the O(n^2) definition, with ties in x, in y and in both (pairs that
+    /// repeat: period 12 below).
     #[test]
     fn tau_a_matches_the_pairwise_definition() {
-        let x: Vec<f64> = (0..60).map(|i| ((i * 7) % 11) as f64).collect();
-        let y: Vec<f64> = (0..60).map(|i| ((i * 5) % 13) as f64 + if i % 4 == 0 { 0.5 } else { 0.0 }).collect();
-        let mut s = 0.0;
-        for i in 0..60 {
-            for j in i + 1..60 {
-                s += (x[i] - x[j]).signum()
-                    * (y[i] - y[j]).signum()
-                    * if x[i] == x[j] || y[i] == y[j] { 0.0 } else { 1.0 };
+        let cases: [(Vec<f64>, Vec<f64>); 2] = [
+            (
+                (0..60).map(|i| ((i * 7) % 11) as f64).collect(),
+                (0..60).map(|i| ((i * 5) % 13) as f64 + if i % 4 == 0 { 0.5 } else { 0.0 }).collect(),
+            ),
+            ((0..60).map(|i| (i % 6) as f64).collect(), (0..60).map(|i| ((i % 4) * (i % 3)) as f64).collect()),
+        ];
+        for (x, y) in cases {
+            let n = x.len();
+            let mut s = 0.0;
+            for i in 0..n {
+                for j in i + 1..n {
+                    if x[i] != x[j] && y[i] != y[j] {
+                        s += (x[i] - x[j]).signum() * (y[i] - y[j]).signum();
+                    }
+                }
             }
+            let want = s / (n * (n - 1) / 2) as f64;
+            assert!((tau_a(&x, &y) - want).abs() < 1e-14, "{} vs {want}", tau_a(&x, &y));
         }
-        let want = s / (60.0 * 59.0 / 2.0);
-        assert!((tau_a(&x, &y) - want).abs() < 1e-14, "{} vs {want}", tau_a(&x, &y));
         assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), vec![3.5, 1.0, 3.5, 2.0]);
     }
 }
