@@ -68,6 +68,7 @@ pub struct MetricSpec {
     metric: Arc<dyn Metric>,
     canonical: String,
     hash: String,
+    label: String,
     preprocess: Option<Preprocess>,
 }
 
@@ -109,21 +110,25 @@ impl MetricSpec {
     }
 
     fn from_boxed(metric: Box<dyn Metric>) -> MetricSpec {
-        // serde_json's map is ordered by key: the text is canonical.
-        let canonical = metric.canonical().to_string();
-        let hash = hash(&canonical);
-        MetricSpec { metric: Arc::from(metric), canonical, hash, preprocess: None }
+        MetricSpec::build(Arc::from(metric), None)
+    }
+
+    /// The canonical form (serde_json's map is ordered by key: the text is canonical), its
+    /// hash and its label, from the metric's canonical parameters and the preprocessing.
+    fn build(metric: Arc<dyn Metric>, preprocess: Option<Preprocess>) -> MetricSpec {
+        let mut v = metric.canonical();
+        if let Some(p) = preprocess {
+            v["preprocess"] = p.canonical();
+        }
+        let canonical = v.to_string();
+        let label = label(metric.name(), &v);
+        MetricSpec { hash: hash(&canonical), canonical, label, metric, preprocess }
     }
 
     /// This spec with `preprocess` applied to every pair before the metric (or without any,
     /// for `None`); the canonical form and hash follow.
     pub fn with_preprocess(self, preprocess: Option<Preprocess>) -> MetricSpec {
-        let mut v = self.metric.canonical();
-        if let Some(p) = preprocess {
-            v["preprocess"] = p.canonical();
-        }
-        let canonical = v.to_string();
-        MetricSpec { hash: hash(&canonical), canonical, metric: self.metric, preprocess }
+        MetricSpec::build(self.metric, preprocess)
     }
 
     /// The preprocessing of each pair, if any.
@@ -165,22 +170,7 @@ impl MetricSpec {
 
     /// `name:key=value,...` with every parameter except `metric` and `version`, for tables.
     pub fn label(&self) -> String {
-        let v: Value = serde_json::from_str(&self.canonical).unwrap_or(Value::Null);
-        let mut parts = Vec::new();
-        if let Value::Object(m) = v {
-            for (k, v) in m {
-                if k == "metric" || k == "version" {
-                    continue;
-                }
-                let text = match v {
-                    Value::String(s) => s,
-                    Value::Object(o) => o.iter().map(|(a, b)| format!("{a}:{b}")).collect::<Vec<_>>().join("/"),
-                    other => other.to_string(),
-                };
-                parts.push(format!("{k}={text}"));
-            }
-        }
-        format!("{}:{}", self.name(), parts.join(","))
+        self.label.clone()
     }
 
     /// What the two recordings of a pair must share ([`Matching`]).
@@ -193,6 +183,26 @@ impl MetricSpec {
     pub fn needs_equal_samples(&self) -> bool {
         self.matching() == Matching::Samples
     }
+}
+
+/// `name:key=value,...` of canonical parameters (objects as `key:value/...`), without
+/// `metric` and `version`.
+fn label(name: &str, canonical: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Value::Object(m) = canonical {
+        for (k, v) in m {
+            if k == "metric" || k == "version" {
+                continue;
+            }
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Object(o) => o.iter().map(|(a, b)| format!("{a}:{b}")).collect::<Vec<_>>().join("/"),
+                other => other.to_string(),
+            };
+            parts.push(format!("{k}={text}"));
+        }
+    }
+    format!("{name}:{}", parts.join(","))
 }
 
 fn hash(canonical: &str) -> String {
