@@ -32,6 +32,21 @@ fn lorenz_regimes_from_the_command_line() {
         assert!(m(&first, "dsa", "auc") >= m(&first, other, "auc"), "{first}");
     }
     assert_eq!(first["systems"].as_array().map(Vec::len), Some(9));
+    // The study's scale (angle / (pi/2) for Procrustes and CKA, radians for DSA) and DSA's
+    // certified gaps, one per pair.
+    let metric = |name: &str| -> Value {
+        first["metrics"].as_array().and_then(|a| a.iter().find(|m| m["metric"] == name)).cloned().expect(name)
+    };
+    let p = metric("procrustes");
+    let half_pi = std::f64::consts::FRAC_PI_2;
+    assert!((p["study_scale"]["within"].as_f64().unwrap() - p["within"].as_f64().unwrap() / half_pi).abs() < 1e-12);
+    assert_eq!(p["study_scale"]["study"], serde_json::json!([0.671, 0.775]));
+    let d = metric("dsa");
+    assert_eq!(d["study_scale"]["within"], d["within"]);
+    let gaps = d["certified_gaps"].as_array().expect("gaps");
+    assert_eq!(gaps.len(), 36);
+    assert!(gaps.iter().all(|g| g.as_f64().is_some_and(|g| g > -1e-9 && g < 0.5)), "{gaps:?}");
+    assert_eq!(p["certified_gaps"].as_array().map(Vec::len), Some(0));
     // 12 figures and the report, each complete.
     let files: Vec<String> =
         v["report"].as_array().expect("files").iter().filter_map(|f| f.as_str().map(String::from)).collect();
@@ -58,7 +73,8 @@ fn lorenz_regimes_from_the_command_line() {
     let table = ok(&["testcase", "lorenz", "--store", &store], tmp.path());
     assert!(table.contains("dsa") && table.contains("procrustes") && table.contains("cka") && table.contains("AUC"));
     assert!(table.contains("model2 vs model3") && table.contains("epoch 3"), "{table}");
-    assert!(table.contains("3 shared"), "{table}");
+    assert!(table.contains("3 shared") && table.contains("settings: dynsim"), "{table}");
+    assert!(table.contains("on the study's scale") && table.contains("certified gap"), "{table}");
     assert_eq!(v["motifs"]["pairs_by_shared"], serde_json::json!([540, 1080, 150]));
     assert_eq!(v2["motifs"]["cached"].as_u64(), Some(1770 * 3));
 }

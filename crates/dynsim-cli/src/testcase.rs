@@ -145,9 +145,13 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
             .results
             .iter()
             .map(|r| {
+                let (scale, unit, study) = dynsim_testcases::report::study_scale(&r.metric);
                 json!({
                     "metric": r.metric, "within": r.separation.within, "across": r.separation.across,
                     "ratio": r.separation.ratio, "auc": r.separation.auc,
+                    "study_scale": { "unit": unit, "within": r.separation.within * scale,
+                        "across": r.separation.across * scale, "study": study.map(|(w, x)| [w, x]) },
+                    "certified_gaps": r.gaps,
                     "matrix": r.matrix.outer_iter().map(|row| row.to_vec()).collect::<Vec<_>>(),
                 })
             })
@@ -184,12 +188,28 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         "Lorenz regimes (test A): 9 systems x {} trajectories x {} steps; {} pairs x metrics computed, {} cached, {seconds_a:.1} s",
         preset.trajectories, preset.steps, test.computed, test.cached
     ))?;
-    println(&format!("{:<12} {:>8} {:>8} {:>7} {:>6}", "metric", "within", "across", "ratio", "AUC"))?;
+    println(&format!(
+        "{:<12} {:>8} {:>8} {:>7} {:>6}   {:<28} {}",
+        "metric", "within", "across", "ratio", "AUC", "on the study's scale", "the study's"
+    ))?;
     for r in &test.results {
         let s = r.separation;
-        println(&format!("{:<12} {:>8.3} {:>8.3} {:>7.2} {:>6.3}", r.metric, s.within, s.across, s.ratio, s.auc))?;
+        let (scale, unit, study) = dynsim_testcases::report::study_scale(&r.metric);
+        println(&format!(
+            "{:<12} {:>8.3} {:>8.3} {:>7.2} {:>6.3}   {:<28} {}",
+            r.metric,
+            s.within,
+            s.across,
+            s.ratio,
+            s.auc,
+            format!("{:.3} / {:.3} {unit}", s.within * scale, s.across * scale),
+            study.map_or_else(|| "-".to_string(), |(w, x)| format!("{w:.3} / {x:.3}"))
+        ))?;
     }
-    println("(within / across: mean dissimilarity of systems in the same / different regimes; AUC: chance that an across pair is the more dissimilar)")?;
+    println("(within / across: mean dissimilarity of systems in the same / different regimes, radians; AUC: chance that an across pair is the more dissimilar)")?;
+    for r in test.results.iter().filter(|r| !r.gaps.is_empty()) {
+        println(&dynsim_testcases::report::gap_sentence(&r.metric, &r.gaps))?;
+    }
     println(&format!(
         "\nNoise and mixing over epochs (test B): 7 patterns, 42 ordered pairs x 3 epochs; {} computed, {} cached, {seconds_b:.1} s",
         b.computed, b.cached
@@ -207,12 +227,20 @@ pub fn run_testcase(args: TestcaseArgs) -> Result<()> {
         "\nMotif compositions: 60 sequences of 3 of 5 motifs, 1770 pairs ({} / {} / {} sharing 1 / 2 / 3 motifs); {} computed, {} cached, {seconds_m:.1} s",
         motifs.pairs[0], motifs.pairs[1], motifs.pairs[2], motifs.computed, motifs.cached
     ))?;
+    println(&format!("settings: {}", motifs.settings.name()))?;
     println(&format!(
-        "{:<12} {:>17} {:>17} {:>17} {:>6} {:>7}",
-        "metric", "1 shared", "2 shared", "3 shared", "R2", "gap"
+        "{:<12} {:>17} {:>17} {:>17} {:>6} {:>7} {:>12}",
+        "metric", "1 shared", "2 shared", "3 shared", "R2", "gap", "3 incl. self"
     ))?;
     for r in &motifs.results {
-        println(&format!("{:<12} {}", r.metric, course_cells(&r.by_shared, 4, 17)))?;
+        println(&format!("{:<12} {} {:>12.4}", r.metric, course_cells(&r.by_shared, 4, 17), r.three_shared_with_self))?;
+    }
+    if let Some(d) = motifs.results.iter().find(|r| r.metric == "dsa") {
+        let s = dynsim_testcases::motifs::STUDY_DSA;
+        println(&format!(
+            "the study's DSA: {:.2} / {:.2} / {:.2} (its 3-shared mean includes the 60 self-pairs); here {:.3} / {:.3} / {:.3}",
+            s[0], s[1], s[2], d.by_shared.mean[0], d.by_shared.mean[1], d.three_shared_with_self
+        ))?;
     }
     println(&format!("\n{} figures and report.md in {}; total {seconds:.1} s", files.len() - 1, a.out.display()))
 }
