@@ -1,12 +1,12 @@
 //! Centred kernel alignment (Kornblith et al. 2019).
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 use ndarray::ArrayView3;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::error::{MetricError, Result};
-use crate::linalg::{arccos_clipped, centre_columns, fro, inner, mul};
+use crate::linalg::{arccos_clipped, fro, inner, mul};
 use crate::metric::{self, Metric, MetricInfo, Param, ParamKind, Prepared, Samples, Scored};
 use crate::shape::{prepare_pair, score_choice};
 use crate::Score;
@@ -118,7 +118,7 @@ impl Metric for CkaDistance {
     fn score(&self, a: &Prepared, b: &Prepared) -> Result<Scored> {
         let (a, b) = (a.samples("cka")?, b.samples("cka")?);
         Samples::check_pair(a, b)?;
-        let s = self.cka.similarity_samples(a.x.clone(), b.x.clone())?;
+        let s = self.cka.similarity_samples(a.x.as_ref(), b.x.as_ref())?;
         let value = self.score.of_cosine(s).unwrap_or(f64::NAN);
         let mut extras = Map::new();
         extras.insert("similarity".into(), json!(s));
@@ -192,15 +192,13 @@ impl Cka {
     /// The CKA similarity in `[0, 1]` (the debiased estimator can dip slightly below 0).
     pub fn similarity(&self, x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<f64> {
         let (xs, ys) = prepare_pair(x, y)?;
-        self.similarity_samples(xs, ys)
+        self.similarity_samples(xs.x.as_ref(), ys.x.as_ref())
     }
 
-    /// CKA of two `samples x units` matrices (validated, same rows).
-    fn similarity_samples(&self, mut xs: Mat<f64>, mut ys: Mat<f64>) -> Result<f64> {
-        centre_columns(&mut xs);
-        centre_columns(&mut ys);
-        for (m, what) in [(&xs, "left recording"), (&ys, "right recording")] {
-            if fro(m.as_ref()) == 0.0 {
+    /// CKA of two column-centred `samples x units` matrices (validated, same rows).
+    fn similarity_samples(&self, xs: MatRef<'_, f64>, ys: MatRef<'_, f64>) -> Result<f64> {
+        for (m, what) in [(xs, "left recording"), (ys, "right recording")] {
+            if fro(m) == 0.0 {
                 return Err(MetricError::AllZero { what: what.into(), detail: " after centring (no variance)".into() });
             }
         }
@@ -213,7 +211,7 @@ impl Cka {
             });
         }
         match self.kernel {
-            Kernel::Linear => Ok(linear(&xs, &ys, self.estimator)),
+            Kernel::Linear => Ok(linear(xs, ys, self.estimator)),
             Kernel::Rbf { threshold } => {
                 if !(threshold > 0.0 && threshold.is_finite()) {
                     return Err(MetricError::InvalidParameter {
@@ -231,8 +229,8 @@ impl Cka {
                         ),
                     });
                 }
-                let k = centre_gram(rbf_gram(&xs, threshold), self.estimator);
-                let l = centre_gram(rbf_gram(&ys, threshold), self.estimator);
+                let k = centre_gram(rbf_gram(xs, threshold), self.estimator);
+                let l = centre_gram(rbf_gram(ys, threshold), self.estimator);
                 Ok(inner(k.as_ref(), l.as_ref()) / (fro(k.as_ref()) * fro(l.as_ref())))
             }
         }
@@ -244,7 +242,7 @@ impl Cka {
     }
 }
 
-fn linear(x: &Mat<f64>, y: &Mat<f64>, est: HsicEstimator) -> f64 {
+fn linear(x: MatRef<'_, f64>, y: MatRef<'_, f64>, est: HsicEstimator) -> f64 {
     let xty = fro(mul(x.transpose(), y.as_ref()).as_ref()).powi(2);
     let xtx = fro(mul(x.transpose(), x.as_ref()).as_ref()).powi(2);
     let yty = fro(mul(y.transpose(), y.as_ref()).as_ref()).powi(2);
@@ -253,7 +251,7 @@ fn linear(x: &Mat<f64>, y: &Mat<f64>, est: HsicEstimator) -> f64 {
         HsicEstimator::Debiased => {
             // Kornblith et al.'s _debiased_dot_product_similarity_helper
             let n = x.nrows() as f64;
-            let rows = |m: &Mat<f64>| -> Vec<f64> {
+            let rows = |m: MatRef<'_, f64>| -> Vec<f64> {
                 (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)] * m[(i, j)]).sum()).collect()
             };
             let (rx, ry) = (rows(x), rows(y));
@@ -270,7 +268,7 @@ fn linear(x: &Mat<f64>, y: &Mat<f64>, est: HsicEstimator) -> f64 {
     }
 }
 
-fn rbf_gram(x: &Mat<f64>, threshold: f64) -> Mat<f64> {
+fn rbf_gram(x: MatRef<'_, f64>, threshold: f64) -> Mat<f64> {
     let g = mul(x.as_ref(), x.transpose());
     let n = g.nrows();
     let mut d2 = Mat::from_fn(n, n, |i, j| (g[(i, i)] + g[(j, j)] - 2.0 * g[(i, j)]).max(0.0));
@@ -342,16 +340,15 @@ mod tests {
         let y = Array3::from_shape_fn((2, 15, 3), |(k, t, u)| {
             (((k * 15 + t) * (u + 1)) as f64 * 0.377).cos() + 0.1 * u as f64
         });
-        let (mut xs, mut ys) = prepare_pair(x.view(), y.view()).unwrap();
-        centre_columns(&mut xs);
-        centre_columns(&mut ys);
-        let feat = linear(&xs, &ys, HsicEstimator::Debiased);
+        let (xs, ys) = prepare_pair(x.view(), y.view()).unwrap();
+        let (xs, ys) = (xs.x, ys.x);
+        let feat = linear(xs.as_ref(), ys.as_ref(), HsicEstimator::Debiased);
         let k = centre_gram(mul(xs.as_ref(), xs.transpose()), HsicEstimator::Debiased);
         let l = centre_gram(mul(ys.as_ref(), ys.transpose()), HsicEstimator::Debiased);
         let gram = inner(k.as_ref(), l.as_ref()) / (fro(k.as_ref()) * fro(l.as_ref()));
         assert!((feat - gram).abs() < 1e-10, "{feat} vs {gram}");
         // and the biased forms agree too
-        let featb = linear(&xs, &ys, HsicEstimator::Biased);
+        let featb = linear(xs.as_ref(), ys.as_ref(), HsicEstimator::Biased);
         let kb = centre_gram(mul(xs.as_ref(), xs.transpose()), HsicEstimator::Biased);
         let lb = centre_gram(mul(ys.as_ref(), ys.transpose()), HsicEstimator::Biased);
         let gramb = inner(kb.as_ref(), lb.as_ref()) / (fro(kb.as_ref()) * fro(lb.as_ref()));

@@ -1,14 +1,12 @@
 //! Procrustes and the generalised shape metrics of Williams et al. (2021).
 
-use faer::{Mat, Side};
+use faer::{Mat, MatRef, Side};
 use ndarray::ArrayView3;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{MetricError, Result};
-use crate::linalg::{
-    arccos_clipped, centre_columns, check_finite3, check_nonempty3, evd_err, flatten_samples, fro, mul, svd_err,
-};
+use crate::linalg::{arccos_clipped, evd_err, fro, mul, svd_err};
 use crate::metric::{self, Metric, MetricInfo, Param, ParamKind, Prepared, Samples, Scored};
 use crate::Score;
 
@@ -74,7 +72,7 @@ impl Metric for ShapeMetric {
         self.validate()?;
         let (a, b) = (a.samples("procrustes")?, b.samples("procrustes")?);
         Samples::check_pair(a, b)?;
-        let value = self.distance_samples(a.x.clone(), b.x.clone())?;
+        let value = self.distance_samples(a.x.as_ref(), b.x.as_ref())?;
         Ok(Scored { value, extras: Map::new() })
     }
 }
@@ -142,17 +140,18 @@ impl ShapeMetric {
     pub fn distance(&self, x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<f64> {
         self.validate()?;
         let (xs, ys) = prepare_pair(x, y)?;
-        self.distance_samples(xs, ys)
+        self.distance_samples(xs.x.as_ref(), ys.x.as_ref())
     }
 
-    /// The distance between two `samples x units` matrices (validated, same rows).
-    fn distance_samples(&self, xs: Mat<f64>, ys: Mat<f64>) -> Result<f64> {
+    /// The distance between two column-centred `samples x units` matrices (validated, same
+    /// rows). They are only copied when padded or whitened.
+    fn distance_samples(&self, xs: MatRef<'_, f64>, ys: MatRef<'_, f64>) -> Result<f64> {
         let width = xs.ncols().max(ys.ncols());
-        let xw = self.whiten(pad(xs, width), "left recording")?;
-        let yw = self.whiten(pad(ys, width), "right recording")?;
-        let m = mul(xw.transpose(), yw.as_ref());
+        let (xw, yw) = (self.whiten(xs, width, "left recording")?, self.whiten(ys, width, "right recording")?);
+        let (xw, yw) = (xw.as_ref().map_or(xs, |m| m.as_ref()), yw.as_ref().map_or(ys, |m| m.as_ref()));
+        let m = mul(xw.transpose(), yw);
         let nuc: f64 = m.singular_values().map_err(svd_err)?.iter().sum();
-        let (nx, ny) = (fro(xw.as_ref()), fro(yw.as_ref()));
+        let (nx, ny) = (fro(xw), fro(yw));
         Ok(match self.score {
             Score::Angular => arccos_clipped(nuc / (nx * ny)),
             Score::Normalized => arccos_clipped(nuc / (nx * ny)) / std::f64::consts::FRAC_PI_2,
@@ -160,15 +159,19 @@ impl ShapeMetric {
         })
     }
 
-    fn whiten(&self, mut x: Mat<f64>, what: &str) -> Result<Mat<f64>> {
-        centre_columns(&mut x);
-        if fro(x.as_ref()) == 0.0 {
+    /// `x` (column-centred) zero-padded to `width` columns and partially whitened; `None`
+    /// when that leaves it as it is (Procrustes on equal widths).
+    fn whiten(&self, x: MatRef<'_, f64>, width: usize, what: &str) -> Result<Option<Mat<f64>>> {
+        if fro(x) == 0.0 {
             return Err(MetricError::AllZero { what: what.into(), detail: " after centring (no variance)".into() });
         }
+        let padded = (x.ncols() < width)
+            .then(|| Mat::from_fn(x.nrows(), width, |i, j| if j < x.ncols() { x[(i, j)] } else { 0.0 }));
         if self.alpha > 1.0 - EIGVAL_TOL {
-            return Ok(x);
+            return Ok(padded);
         }
-        let cov = mul(x.transpose(), x.as_ref());
+        let x = padded.as_ref().map_or(x, |p| p.as_ref());
+        let cov = mul(x.transpose(), x);
         let evd = cov.self_adjoint_eigen(Side::Lower).map_err(evd_err)?;
         let lam: Vec<f64> = evd.S().column_vector().iter().map(|&l| l.max(EIGVAL_TOL)).collect();
         let a = self.alpha;
@@ -179,35 +182,14 @@ impl ShapeMetric {
         let v = evd.U();
         let vd = Mat::from_fn(v.nrows(), v.ncols(), |i, j| v[(i, j)] * d[j]);
         let z = mul(vd.as_ref(), v.transpose());
-        Ok(mul(x.as_ref(), z.as_ref()))
+        Ok(Some(mul(x, z.as_ref())))
     }
 }
 
-/// Validate two recordings compared sample by sample and flatten them to `samples x units`.
-pub(crate) fn prepare_pair(x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<(Mat<f64>, Mat<f64>)> {
-    check_nonempty3(x, "left recording")?;
-    check_nonempty3(y, "right recording")?;
-    check_finite3(x, "left recording")?;
-    check_finite3(y, "right recording")?;
-    let (sx, sy) = (x.dim().0 * x.dim().1, y.dim().0 * y.dim().1);
-    if sx != sy {
-        return Err(MetricError::ShapeMismatch {
-            detail: format!(
-                "this metric compares recordings sample by sample (trials x time), but the left has {} x {} = {sx} \
-                 samples and the right {} x {} = {sy}; record the same trials and time steps on both sides",
-                x.dim().0,
-                x.dim().1,
-                y.dim().0,
-                y.dim().1
-            ),
-        });
-    }
-    Ok((flatten_samples(x), flatten_samples(y)))
-}
-
-fn pad(x: Mat<f64>, width: usize) -> Mat<f64> {
-    if x.ncols() == width {
-        return x;
-    }
-    Mat::from_fn(x.nrows(), width, |i, j| if j < x.ncols() { x[(i, j)] } else { 0.0 })
+/// Validate two recordings compared sample by sample ([`Samples::new`],
+/// [`Samples::check_pair`]): their centred `samples x units` matrices.
+pub(crate) fn prepare_pair(x: ArrayView3<'_, f64>, y: ArrayView3<'_, f64>) -> Result<(Samples, Samples)> {
+    let (a, b) = (Samples::new(x, "left recording")?, Samples::new(y, "right recording")?);
+    Samples::check_pair(&a, &b)?;
+    Ok((a, b))
 }
