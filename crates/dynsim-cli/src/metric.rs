@@ -136,8 +136,10 @@ pub fn run(args: MetricArgs) -> Result<()> {
     let start = Instant::now();
     let a = metric.prepare(x.view()).with_context(|| format!("preparing {} for {}", left.display(), info.name))?;
     let b = metric.prepare(y.view()).with_context(|| format!("preparing {} for {}", right.display(), info.name))?;
-    let scored =
-        metric.score(&a, &b).with_context(|| format!("comparing {} with {}", left.display(), right.display()))?;
+    let want_certificate = matches.get_one::<PathBuf>("certificate");
+    let (scored, certificate) = metric
+        .score_certified(&a, &b)
+        .with_context(|| format!("comparing {} with {}", left.display(), right.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     let mut out = json!({
         "left": left.display().to_string(),
@@ -152,8 +154,8 @@ pub fn run(args: MetricArgs) -> Result<()> {
     for (k, v) in &scored.extras {
         out[k] = v.clone();
     }
-    if let Some(dir) = matches.get_one::<PathBuf>("certificate") {
-        let Some(cert) = metric.certificate(&a, &b)? else {
+    if let Some(dir) = want_certificate {
+        let Some(cert) = certificate else {
             bail!(
                 "{} has no certificate for this score; the certificate is DSA's (angular or euclidean score)",
                 info.name

@@ -390,40 +390,47 @@ impl Metric for Dsa {
     /// and euclidean scores `angular`, `euclidean`, `loss`, `det`, `iterations`, the
     /// certified `lower` bound and `gap = value - lower`.
     fn score(&self, a: &Prepared, b: &Prepared) -> Result<Scored> {
-        let c = self.compare(a.operator("dsa")?, b.operator("dsa")?)?;
-        let mut extras = Map::new();
-        extras.insert("score".into(), json!(c.score));
-        extras.insert("rank_left".into(), json!(c.ranks.0));
-        extras.insert("rank_right".into(), json!(c.ranks.1));
-        extras.insert("fallback_to_wasserstein".into(), json!(c.fallback));
-        if let Some(t) = &c.transform {
-            extras.insert("angular".into(), json!(t.angular));
-            extras.insert("euclidean".into(), json!(t.euclidean));
-            extras.insert("loss".into(), json!(t.loss));
-            extras.insert("det".into(), json!(t.det));
-            extras.insert("iterations".into(), json!(t.iterations));
-        }
-        if let (Some(lower), Some(gap)) = (c.lower, c.gap()) {
-            extras.insert("lower".into(), json!(lower));
-            extras.insert("gap".into(), json!(gap));
-        }
-        Ok(Scored { value: c.value, extras })
+        Ok(scored(&self.compare(a.operator("dsa")?, b.operator("dsa")?)?))
     }
 
-    /// `A`, `B`: the unit-norm operators compared; `C`: the optimal orthogonal transform, so
-    /// that `angular = arccos(sum(A * (C @ B @ C.T)))`. `None` for the Wasserstein score.
-    fn certificate(&self, a: &Prepared, b: &Prepared) -> Result<Option<Certificate>> {
+    /// The score and its certificate: `A`, `B`, the unit-norm operators compared, and `C`,
+    /// the optimal orthogonal transform, so that `angular = arccos(sum(A * (C @ B @ C.T)))`.
+    /// No certificate for the Wasserstein score.
+    fn score_certified(&self, a: &Prepared, b: &Prepared) -> Result<(Scored, Option<Certificate>)> {
         let (fa, fb) = (a.operator("dsa")?, b.operator("dsa")?);
         let c = self.compare(fa, fb)?;
-        let Some(t) = c.transform else { return Ok(None) };
-        let unit = |m: Array2<f64>| {
-            let n = m.iter().map(|v| v * v).sum::<f64>().sqrt();
-            m.mapv(|v| v / n)
-        };
-        Ok(Some(Certificate {
-            arrays: vec![("A".into(), unit(fa.a_v())), ("B".into(), unit(fb.a_v())), ("C".into(), t.c)],
-        }))
+        let certificate = c.transform.as_ref().map(|t| {
+            let unit = |m: Array2<f64>| {
+                let n = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+                m.mapv(|v| v / n)
+            };
+            Certificate {
+                arrays: vec![("A".into(), unit(fa.a_v())), ("B".into(), unit(fb.a_v())), ("C".into(), t.c.clone())],
+            }
+        });
+        Ok((scored(&c), certificate))
     }
+}
+
+/// A comparison as the metric object reports it (see [`Dsa`]'s `score`).
+fn scored(c: &DsaComparison) -> Scored {
+    let mut extras = Map::new();
+    extras.insert("score".into(), json!(c.score));
+    extras.insert("rank_left".into(), json!(c.ranks.0));
+    extras.insert("rank_right".into(), json!(c.ranks.1));
+    extras.insert("fallback_to_wasserstein".into(), json!(c.fallback));
+    if let Some(t) = &c.transform {
+        extras.insert("angular".into(), json!(t.angular));
+        extras.insert("euclidean".into(), json!(t.euclidean));
+        extras.insert("loss".into(), json!(t.loss));
+        extras.insert("det".into(), json!(t.det));
+        extras.insert("iterations".into(), json!(t.iterations));
+    }
+    if let (Some(lower), Some(gap)) = (c.lower, c.gap()) {
+        extras.insert("lower".into(), json!(lower));
+        extras.insert("gap".into(), json!(gap));
+    }
+    Scored { value: c.value, extras }
 }
 
 fn annotate(e: MetricError, whr: &str) -> MetricError {

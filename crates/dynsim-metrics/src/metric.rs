@@ -230,9 +230,10 @@ pub trait Metric: Send + Sync + fmt::Debug {
     /// Score two prepared recordings.
     fn score(&self, a: &Prepared, b: &Prepared) -> Result<Scored>;
 
-    /// Arrays that certify the score of a pair, when the metric has any (DSA).
-    fn certificate(&self, _a: &Prepared, _b: &Prepared) -> Result<Option<Certificate>> {
-        Ok(None)
+    /// [`score`](Self::score) together with the arrays that certify it, when the metric has
+    /// any (DSA), from one computation.
+    fn score_certified(&self, a: &Prepared, b: &Prepared) -> Result<(Scored, Option<Certificate>)> {
+        Ok((self.score(a, b)?, None))
     }
 
     /// The metric's name (`dsa`, `procrustes`, ...).

@@ -253,7 +253,9 @@ fn dsa_extras_and_certificate_reproduce_the_score() {
     let lower = s.extras["lower"].as_f64().unwrap();
     let gap = s.extras["gap"].as_f64().unwrap();
     assert!(lower <= s.value + 1e-9 && (s.value - lower - gap).abs() < 1e-15 && gap > -1e-9);
-    let cert = m.certificate(&a, &b).unwrap().expect("angular score has a certificate");
+    let (certified, cert) = m.score_certified(&a, &b).unwrap();
+    assert_eq!(certified, s, "the certified score is the score");
+    let cert = cert.expect("angular score has a certificate");
     let get = |n: &str| cert.arrays.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).expect(n);
     let (ca, cb, cc) = (get("A"), get("B"), get("C"));
     let inner: f64 = ca.iter().zip(cc.dot(&cb).dot(&cc.t()).iter()).map(|(p, q)| p * q).sum();
@@ -262,7 +264,7 @@ fn dsa_extras_and_certificate_reproduce_the_score() {
     // Wasserstein has neither bound nor certificate
     let w = parse_spec("dsa:n_delays=3,rank=5,score=wasserstein").unwrap();
     assert!(w.score(&a, &b).unwrap().extras.get("lower").is_none());
-    assert!(w.certificate(&a, &b).unwrap().is_none());
+    assert!(w.score_certified(&a, &b).unwrap().1.is_none());
     // the same DSA through Dsa directly
     let d = Dsa::new(DsaParams {
         dmd: dynsim_metrics::DmdParams {
