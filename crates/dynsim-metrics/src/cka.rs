@@ -102,7 +102,7 @@ fn build_cka(map: Map<String, Value>) -> std::result::Result<Box<dyn Metric>, St
         kernel: if rbf { Kernel::Rbf { threshold: o.threshold.unwrap_or(1.0) } } else { Kernel::Linear },
         estimator: if o.debiased { HsicEstimator::Debiased } else { HsicEstimator::Biased },
     };
-    Ok(Box::new(CkaDistance::new(cka, score_choice(o.score.as_deref())).map_err(metric::invalid)?))
+    Ok(Box::new(CkaDistance::new(cka, score_choice(o.score.as_deref())).map_err(|e| e.to_string())?))
 }
 
 impl Metric for CkaDistance {

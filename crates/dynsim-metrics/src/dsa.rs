@@ -357,7 +357,7 @@ fn build_dsa(map: Map<String, Value>) -> std::result::Result<Box<dyn Metric>, St
             _ => DsaScore::Angular,
         },
     };
-    Ok(Box::new(Dsa::new(params).map_err(metric::invalid)?))
+    Ok(Box::new(Dsa::new(params).map_err(|e| e.to_string())?))
 }
 
 impl Metric for Dsa {

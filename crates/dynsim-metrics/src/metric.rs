@@ -72,16 +72,6 @@ pub enum Prepared {
 }
 
 impl Prepared {
-    /// Bytes it holds (roughly), for memory budgets.
-    pub fn bytes(&self) -> usize {
-        let f = std::mem::size_of::<f64>();
-        match self {
-            Prepared::Operator(fit) => (fit.rank() * fit.rank() + fit.singular_values().len()) * f,
-            Prepared::Samples(s) => s.x.nrows() * s.x.ncols() * f,
-            Prepared::Rdm(r) => std::mem::size_of_val(r.vector()),
-        }
-    }
-
     pub(crate) fn operator(&self, metric: &'static str) -> Result<&DmdFit> {
         match self {
             Prepared::Operator(f) => Ok(f),
@@ -479,11 +469,6 @@ pub fn parse_spec(text: &str) -> std::result::Result<Box<dyn Metric>, SpecError>
 /// whose serde defaults are the parameters' defaults.
 pub(crate) fn options<T: DeserializeOwned>(map: Map<String, Value>) -> std::result::Result<T, String> {
     serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())
-}
-
-/// A parameter value error in the words of a specification.
-pub(crate) fn invalid(e: MetricError) -> String {
-    e.to_string()
 }
 
 /// JSON of a serde-serialisable parameter set (an object).

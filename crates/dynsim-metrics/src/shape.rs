@@ -55,7 +55,7 @@ pub(crate) fn score_choice(s: Option<&str>) -> Score {
 fn build_procrustes(map: Map<String, Value>) -> std::result::Result<Box<dyn Metric>, String> {
     let o: ProcrustesOptions = metric::options(map)?;
     let m = ShapeMetric { alpha: o.alpha.unwrap_or(1.0), score: score_choice(o.score.as_deref()) };
-    m.validate().map_err(metric::invalid)?;
+    m.validate().map_err(|e| e.to_string())?;
     Ok(Box::new(m))
 }
 

@@ -27,6 +27,9 @@ pub(super) fn result_frame(
     let str_col = |name: &str, f: &dyn Fn(&(&Task, &ResultRow, bool)) -> String| -> Column {
         Column::new(name.into(), tasks.iter().map(f).collect::<Vec<String>>())
     };
+    // Each row's extras, parsed once for the columns taken from them.
+    let extras: Vec<Option<serde_json::Value>> =
+        tasks.iter().map(|(_, r, _)| serde_json::from_str(&r.extra).ok()).collect();
     let mut cols = vec![
         str_col("left_id", &|(t, _, _)| plan.left[t.pair.left].id.clone()),
         str_col("right_id", &|(t, _, _)| plan.right[t.pair.right].id.clone()),
@@ -35,8 +38,8 @@ pub(super) fn result_frame(
         str_col("param_hash", &|(t, _, _)| plan.metrics[t.metric].param_hash().to_string()),
         Column::new("value".into(), tasks.iter().map(|(_, r, _)| r.value).collect::<Vec<f64>>()),
         str_col("unit", &|(t, _, _)| plan.metrics[t.metric].unit().to_string()),
-        extra_col("lower", &tasks),
-        extra_col("gap", &tasks),
+        Column::new("lower".into(), extra(&extras, "lower")),
+        Column::new("gap".into(), extra(&extras, "gap")),
         Column::new("seconds".into(), tasks.iter().map(|(_, r, _)| r.seconds).collect::<Vec<f64>>()),
         Column::new("cached".into(), tasks.iter().map(|(_, _, c)| *c).collect::<Vec<bool>>()),
         str_col("extra", &|(_, r, _)| r.extra.clone()),
@@ -69,16 +72,10 @@ pub(super) fn result_frame(
     Ok(DataFrame::new(n, cols)?)
 }
 
-/// A numeric extra (e.g. DSA's certified `lower` bound and `gap`) as a column, null where
+/// A numeric extra (e.g. DSA's certified `lower` bound and `gap`) of every row, null where
 /// a result has none.
-fn extra_col(name: &str, tasks: &[(&Task, &ResultRow, bool)]) -> Column {
-    let vals: Vec<Option<f64>> = tasks
-        .iter()
-        .map(|(_, r, _)| {
-            serde_json::from_str::<serde_json::Value>(&r.extra).ok().and_then(|v| v.get(name).and_then(|x| x.as_f64()))
-        })
-        .collect();
-    Column::new(name.into(), vals)
+fn extra(extras: &[Option<serde_json::Value>], name: &str) -> Vec<Option<f64>> {
+    extras.iter().map(|v| v.as_ref().and_then(|v| v.get(name)).and_then(serde_json::Value::as_f64)).collect()
 }
 
 /// The keys present in `rows`, standard keys first (in their fixed order), then user keys
