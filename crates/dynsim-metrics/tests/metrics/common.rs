@@ -15,18 +15,24 @@ pub struct Golden {
     pub expected: Value,
 }
 
+/// The repository's `data/reference/` (found through the source tree at run time: a test
+/// binary reused from a shared target folder may have been built from a clone elsewhere).
+pub fn reference_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../data/reference")
+}
+
 pub fn golden_cases() -> Vec<Golden> {
-    let dir = format!(
-        "{}/../../data/reference",
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
-    );
+    let dir = reference_dir();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("data/reference exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 4, "expected the four reference fixtures in {dir}");
+    assert_eq!(names.len(), 4, "expected the four reference fixtures in {}", dir.display());
     names
         .into_iter()
         .map(|p| {

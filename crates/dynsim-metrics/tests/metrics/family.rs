@@ -15,11 +15,8 @@ use serde_json::Value;
 const TOL: f64 = 1e-8;
 
 fn case(name: &str) -> Value {
-    let path = format!(
-        "{}/../../data/reference/rsa_cca/{name}.json",
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect("json")
+    let path = crate::common::reference_dir().join(format!("rsa_cca/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("rsa_cca fixture")).expect("json")
 }
 
 /// `{"shape": [rows, units], "data": [...]}` as one trial (`1 x rows x units`).

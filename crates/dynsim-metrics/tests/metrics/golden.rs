@@ -256,14 +256,12 @@ fn max_abs(a: &Array2<f64>) -> f64 {
 /// (divided by sqrt(samples)), so it is multiplied back here.
 #[test]
 fn shape_and_cka_variants_match_netrep_and_kornblith() {
-    let dir = format!(
-        "{}/../../data/reference/shape_cka",
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string())
-    );
+    let dir = crate::common::reference_dir().join("shape_cka");
     let mut checked = 0;
     for name in ["shape_cka_related", "shape_cka_weak"] {
-        let path = format!("{dir}/{name}.json");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).unwrap();
+        let path = dir.join(format!("{name}.json"));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("shape_cka fixture")).unwrap();
         // `{"shape": [samples, units], "data": [row-major values]}`, as one trial.
         let recording = |m: &serde_json::Value| -> ndarray::Array3<f64> {
             let shape: Vec<usize> =
