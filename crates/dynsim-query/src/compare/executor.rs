@@ -89,7 +89,7 @@ pub(super) fn run(store: &Store, plan: Plan, mut opts: CollectOptions<'_>) -> Re
     par_for_each(
         &jobs,
         &stopped,
-        |(_, (row, spec))| prepare(store, row, spec),
+        |(_, (row, spec))| prepare(store, row, spec, None),
         |i, res| {
             done += 1;
             report(Progress::Fitted { done, total: n_fits });
@@ -120,7 +120,8 @@ pub(super) fn run(store: &Store, plan: Plan, mut opts: CollectOptions<'_>) -> Re
         if error.is_some() || stopped() {
             break;
         }
-        // Sample matrices, in parallel: each recording read, prepared and dropped.
+        // What the chunk's tasks need: sample matrices, and raw recordings for preprocessed
+        // pairs.
         let mut local: BTreeMap<PrepKey, (&CatalogRow, &MetricSpec)> = BTreeMap::new();
         let mut raw_rows: BTreeMap<String, &CatalogRow> = BTreeMap::new();
         for t in &chunk {
@@ -137,22 +138,6 @@ pub(super) fn run(store: &Store, plan: Plan, mut opts: CollectOptions<'_>) -> Re
                 }
             }
         }
-        let local: Vec<_> = local.into_iter().collect();
-        let mut chunk_prepared: HashMap<PrepKey, Arc<Prepared>> = HashMap::new();
-        par_for_each(
-            &local,
-            &stopped,
-            |(_, (row, spec))| prepare(store, row, spec),
-            |i, res| match res {
-                Ok(p) => {
-                    chunk_prepared.insert(local[i].0.clone(), Arc::new(p));
-                }
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    error.get_or_insert(e);
-                }
-            },
-        );
         // Raw recordings of preprocessed pairs. A recording that cannot be read ends the run
         // like a metric error: what earlier chunks computed is kept in the cache.
         let mut raw: HashMap<String, Arc<Array3<f64>>> = HashMap::new();
@@ -170,6 +155,24 @@ pub(super) fn run(store: &Store, plan: Plan, mut opts: CollectOptions<'_>) -> Re
         if error.is_some() {
             break;
         }
+        // Sample matrices, in parallel; a recording already read for a preprocessed pair is
+        // not read again.
+        let local: Vec<_> = local.into_iter().collect();
+        let mut chunk_prepared: HashMap<PrepKey, Arc<Prepared>> = HashMap::new();
+        par_for_each(
+            &local,
+            &stopped,
+            |(_, (row, spec))| prepare(store, row, spec, raw.get(&row.hash).map(|x| x.as_ref())),
+            |i, res| match res {
+                Ok(p) => {
+                    chunk_prepared.insert(local[i].0.clone(), Arc::new(p));
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    error.get_or_insert(e);
+                }
+            },
+        );
         let inputs = Inputs { up_front: &prepared, chunk: &chunk_prepared, raw: &raw };
         par_for_each(
             &chunk,
@@ -212,9 +215,22 @@ pub(super) fn run(store: &Store, plan: Plan, mut opts: CollectOptions<'_>) -> Re
     Ok(Outcome { frame, total: plan.tasks.len(), cached, computed, fits: prepared.len(), cancelled })
 }
 
-/// Read a recording and prepare it for a metric; a failure names the recording.
-fn prepare(store: &Store, row: &CatalogRow, spec: &MetricSpec) -> Result<Prepared, QueryError> {
-    let x = store.read_row(row, false)?.data.mapv(f64::from);
+/// Prepare a recording for a metric (read from the store unless `raw` holds it already); a
+/// failure names the recording.
+fn prepare(
+    store: &Store,
+    row: &CatalogRow,
+    spec: &MetricSpec,
+    raw: Option<&Array3<f64>>,
+) -> Result<Prepared, QueryError> {
+    let read;
+    let x = match raw {
+        Some(x) => x,
+        None => {
+            read = store.read_row(row, false)?.data.mapv(f64::from);
+            &read
+        }
+    };
     spec.metric().prepare(x.view()).map_err(|source| QueryError::Prepare {
         metric: spec.label(),
         recording: row.id.clone(),
