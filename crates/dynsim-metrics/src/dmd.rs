@@ -9,7 +9,8 @@ use rand_distr::StandardNormal;
 
 use crate::embed::DelayEmbedding;
 use crate::error::{MetricError, Result};
-use crate::linalg::{evd_err, mul, mul_par, svd_err, to_ndarray};
+use crate::lanczos::{self, Partial};
+use crate::linalg::{evd_err, gram, mul, mul_par, svd_err, to_ndarray};
 use crate::Complex64;
 
 /// How the DMD rank `r` is chosen from the singular values `s_0 >= s_1 >= ...` of the
@@ -157,18 +158,19 @@ impl DmdFit {
     }
 
     /// [`DmdFit::fit`], with the randomised SVD route allowed or not (tests compare the two).
-    fn fit_routed(x: ArrayView3<'_, f64>, params: &DmdParams, par: Par, randomized: bool) -> Result<Self> {
+    fn fit_routed(x: ArrayView3<'_, f64>, params: &DmdParams, par: Par, partial: bool) -> Result<Self> {
         params.validate()?;
         let emb = params.embedding();
         let rows = emb.check_input(x, "recording", params.steps_ahead + 1)?;
         let (trials, _, units) = x.dim();
-        let h = emb.embed_stacked(x, rows);
+        let ht = emb.embed_stacked_t(x, rows);
+        let h = ht.transpose();
         let (n, w) = (h.nrows(), h.ncols());
         if h.norm_max() == 0.0 {
             return Err(MetricError::AllZero { what: "recording".into(), detail: String::new() });
         }
         // H = V S U^T, so faer's (U_h, V_h) of H are (V, U) of H^T.
-        let svd = TallSvd::new(h.as_ref(), params, par, randomized)?;
+        let svd = TallSvd::new(h.as_ref(), params, par, partial)?;
         let s_all = svd.s.clone();
         let numerical_rank = svd.reliable;
         let rank = choose_rank(params.rank, &s_all, numerical_rank, w, n)?;
@@ -219,11 +221,12 @@ impl DmdFit {
     }
 
     /// The singular values of the embedding the fit computed, in non-increasing order: all of
-    /// them, except on the randomised route (a fixed rank of a wide embedding, see the module
-    /// docs of the SVD routes), where only the leading `m >= 2(r + 10)` are computed and only
-    /// the first `r` are converged (relative residual below 1e-9). When the fit took the fast
-    /// Gram-matrix route (every used direction has `s_i >= 1e-5 s_0`), values below `1e-5 s_0`
-    /// are approximate (absolute error about `eps s_0^2 / s_i`).
+    /// them, except for a fixed rank `r` small next to the width (see the docs of the SVD
+    /// routes in the source): on the Gram route's Lanczos branch (a tall embedding) only the
+    /// leading `r` are computed; on the randomised route (a wide one) the leading
+    /// `m >= 2(r + 10)`, of which the first `r` are converged (relative residual below 1e-9).
+    /// When the fit took the Gram-matrix route (every used direction has `s_i >= 1e-5 s_0`),
+    /// values below `1e-5 s_0` are approximate (absolute error about `eps s_0^2 / s_i`).
     pub fn singular_values(&self) -> &[f64] {
         &self.singular_values
     }
@@ -285,7 +288,8 @@ impl DmdFit {
         }
         let emb = self.params.embedding();
         let rows = emb.check_input(x, "recording", 1)?;
-        let h = emb.embed_stacked(x, rows);
+        let ht = emb.embed_stacked_t(x, rows);
+        let h = ht.transpose();
         let a = self.a_full_faer();
         let w = h.ncols();
         let s = self.params.steps_ahead;
@@ -315,20 +319,27 @@ impl DmdFit {
 
 /// Thin SVD `H = U S V^T` of the tall stacked embedding (`n x w`, `n > w` as a rule).
 ///
-/// Three routes, tried in this order (the randomised one first when the embedding is wide
-/// next to the rank, [`KRYLOV_FIRST_WIDTH`]):
-/// - fast (tall `H` only): the eigen-decomposition of the Gram matrix `H^T H = V S^2 V^T`; a
-///   direction with singular value `s_i` comes out with relative error about
-///   `eps (s_0 / s_i)^2`, so it is taken only when every direction the fit will use has
-///   `s_i / s_0 >=` [`GRAM_MIN_RATIO`] (error below ~1e-6), and never for the numerical-rank
-///   rule [`RankSelection::Full`] or reduced-rank regression (which use every resolved
-///   direction). Cost `O(n w^2 + w^3)`;
+/// Three routes, tried in this order:
+/// - fast (tall `H` only): the eigen-decomposition of the Gram matrix `H^T H = V S^2 V^T`
+///   (computed on its lower triangle, `n w^2` flops); a direction with singular value `s_i`
+///   comes out with relative error about `eps (s_0 / s_i)^2`, so it is taken only when every
+///   direction the fit will use has `s_i / s_0 >=` [`GRAM_MIN_RATIO`] (error below ~1e-6),
+///   and never for the numerical-rank rule [`RankSelection::Full`] or reduced-rank
+///   regression (which use every resolved direction). For a fixed rank `r` with `2 r + 4`
+///   at most half the width (and a width of at least [`LANCZOS_MIN_WIDTH`]) only the leading
+///   `r` eigenpairs are computed, by certified block Lanczos
+///   ([`crate::lanczos::top_eigenpairs`]: every residual below `1e-10 s_i^2`, and an inertia
+///   test that no leading direction was missed), instead of all `w`: at the study's RNN
+///   settings (1,600 x 660, rank 50) a fit takes ~21 ms instead of ~65 ms, at 200 x 350 x 64
+///   units (31,400 x 2,112) 2.1 s instead of 5.3 s through the randomised route. Otherwise,
+///   or when Lanczos declines, the full eigen-decomposition of the same Gram matrix;
 /// - randomised, for a fixed rank `r` (principal-component regression, `2(r + 10)` at most
 ///   half the smaller side): randomised block Krylov iteration until every leading triplet
 ///   has a relative residual below [`RANDOMIZED_TOL`] ([`TallSvd::randomized`]). Cost
 ///   `O(n w m)` for a basis of `m` columns; it replaces a full SVD of a wide `H` (many units
-///   times delays, e.g. 64 units x 33 delays over 1,600 rows: ~6.5x faster) and the Gram
-///   route of a tall one with many columns, and computes only `m` singular values;
+///   times delays, e.g. 64 units x 33 delays over 1,600 rows: ~6.5x faster) and the
+///   accurate route of a tall one the Gram route refuses, and computes only `m` singular
+///   values;
 /// - accurate: the thin SVD, through a QR factorisation `H = Q R` and the SVD of the small
 ///   square `R = U_R S V^T` when `H` is tall (relative error about `eps s_0 / s_i`).
 ///
@@ -346,21 +357,16 @@ struct TallSvd {
 /// Smallest `s_r / s_0` for which the Gram-matrix route is accurate enough (see [`TallSvd`]).
 const GRAM_MIN_RATIO: f64 = 1e-5;
 
+/// Smallest width for which the fast route computes only the leading eigenpairs of the Gram
+/// matrix (below it a full decomposition takes well under a millisecond).
+const LANCZOS_MIN_WIDTH: usize = 128;
+
 /// Seed of the randomised route's Gaussian start (fixed: a fit is a function of its data).
 const RANDOMIZED_SEED: u64 = 0x5EED_0D5A;
 
 /// Relative residual `rho_i / s_i` at which the randomised route accepts (see
 /// [`TallSvd::randomized`]).
 const RANDOMIZED_TOL: f64 = 1e-9;
-
-/// The randomised route is tried before the Gram route when the width `w >=` this times the
-/// block width `r + 10`: the Gram route costs `2 n w^2` for `H^T H` plus `~10 w^3` for its
-/// eigen-decomposition, a Krylov block `4 n w (r + 10)` plus its orthogonalisation, and the
-/// study's flat-tailed spectra take about 8 blocks to converge. Measured (`dynsim bench dsa`,
-/// one thread, 200 trials x 350 steps x 64 units, 33 delays at interval 6, rank 50: 31,400 x
-/// 2,112): 4.8 s per fit instead of the Gram route's 5.7 s. If it does not converge, its basis
-/// stops at half the smaller side, so the attempt costs at most about one Gram route more.
-const KRYLOV_FIRST_WIDTH: usize = 16;
 
 /// Columns a Krylov block has beyond the rank (see [`TallSvd::randomized`]).
 const KRYLOV_OVERSAMPLE: usize = 10;
@@ -379,15 +385,33 @@ impl TallSvd {
         Ok(Self { s, v, u, reliable })
     }
 
-    /// The fast route, or `None` when it would not be accurate enough for `rule`.
-    fn fast(h: MatRef<'_, f64>, params: &DmdParams, par: Par) -> Result<Option<Self>> {
+    /// The fast route, or `None` when it would not be accurate enough for `rule`. With
+    /// `partial` and a fixed rank `r` (and `w >=` [`LANCZOS_MIN_WIDTH`]) only the leading `r`
+    /// eigenpairs of the Gram matrix are computed, by certified block Lanczos
+    /// ([`crate::lanczos::top_eigenpairs`]); the full eigen-decomposition of the same Gram
+    /// matrix is the fallback.
+    fn fast(h: MatRef<'_, f64>, params: &DmdParams, par: Par, partial: bool) -> Result<Option<Self>> {
         let rule = params.rank;
         if h.nrows() <= h.ncols() || rule == RankSelection::Full || params.regression == Regression::ReducedRank {
             return Ok(None);
         }
-        let gram = mul_par(h.transpose(), h, par);
-        let evd = gram.self_adjoint_eigen(Side::Lower).map_err(evd_err)?;
+        let mut gram = gram(h, par);
         let w = gram.nrows();
+        if let (true, RankSelection::Count(r)) = (partial && w >= LANCZOS_MIN_WIDTH, rule) {
+            match lanczos::top_eigenpairs(gram.as_mut(), r, par)? {
+                Partial::Found(top) => {
+                    let s: Vec<f64> = top.values.iter().map(|l| l.sqrt()).collect();
+                    // the full decomposition would refuse the same way
+                    if s[r - 1] / s[0] < GRAM_MIN_RATIO {
+                        return Ok(None);
+                    }
+                    return Ok(Some(Self { s, v: top.vectors, u: None, reliable: r }));
+                }
+                Partial::Declined { overwritten: true } => gram = crate::linalg::gram(h, par),
+                Partial::Declined { overwritten: false } => {}
+            }
+        }
+        let evd = gram.self_adjoint_eigen(Side::Lower).map_err(evd_err)?;
         // ascending eigenvalues -> descending singular values
         let s: Vec<f64> = (0..w).rev().map(|i| evd.S()[i].max(0.0).sqrt()).collect();
         let v = Mat::from_fn(w, w, |i, j| evd.U()[(i, w - 1 - j)]);
@@ -518,21 +542,11 @@ impl TallSvd {
         Ok(Some(Self { s, v: z, u: Some(u), reliable }))
     }
 
-    fn new(h: MatRef<'_, f64>, params: &DmdParams, par: Par, randomized: bool) -> Result<Self> {
-        // A wide enough embedding: the Krylov route first (see KRYLOV_FIRST_WIDTH).
-        let krylov_first = match params.rank {
-            RankSelection::Count(r) => h.ncols() >= KRYLOV_FIRST_WIDTH * (r + KRYLOV_OVERSAMPLE),
-            _ => false,
-        };
-        if randomized && krylov_first {
-            if let Some(svd) = Self::randomized(h, params, par)? {
-                return Ok(svd);
-            }
-        }
-        if let Some(svd) = Self::fast(h, params, par)? {
+    fn new(h: MatRef<'_, f64>, params: &DmdParams, par: Par, partial: bool) -> Result<Self> {
+        if let Some(svd) = Self::fast(h, params, par, partial)? {
             return Ok(svd);
         }
-        if randomized && !krylov_first {
+        if partial {
             if let Some(svd) = Self::randomized(h, params, par)? {
                 return Ok(svd);
             }
@@ -653,55 +667,65 @@ mod tests {
         x
     }
 
-    /// The randomised route agrees with the full decomposition: its leading singular values
-    /// to 1e-9, the same leading subspace, and the fitted operator the same up to the signs of
-    /// the basis vectors (so every DSA score is the same): same eigenvalues, same matrix up to
-    /// signs, DSA distance 0 to the other fit. `wide`: the alternative is the full SVD;
-    /// otherwise (tall) the Gram route, which the randomised one goes before when the width is
-    /// at least `KRYLOV_FIRST_WIDTH` blocks.
-    fn randomized_agrees(x: &Array3<f64>, r: usize, wide: bool) {
-        let p = DmdParams { n_delays: 8, delay_interval: 2, rank: RankSelection::Count(r), ..Default::default() };
-        let emb = p.embedding();
-        let rows = emb.check_input(x.view(), "x", 2).unwrap();
-        let h = emb.embed_stacked(x.view(), rows);
-        assert_eq!(h.nrows() < h.ncols(), wide, "{} x {}", h.nrows(), h.ncols());
-        assert!(wide || h.ncols() >= KRYLOV_FIRST_WIDTH * (r + KRYLOV_OVERSAMPLE), "Krylov first");
-        let rand = TallSvd::randomized(h.as_ref(), &p, Par::Seq).unwrap().expect("randomised route taken");
-        let acc = TallSvd::accurate(h.as_ref()).unwrap();
-        for i in 0..r {
-            assert!((rand.s[i] - acc.s[i]).abs() <= 1e-9 * acc.s[i], "s_{i}: {} vs {}", rand.s[i], acc.s[i]);
-        }
-        // the leading r-dimensional left subspaces coincide: |U_r^T U_a| has singular values 1
-        let ur = rand.left_cols(h.as_ref(), r, Par::Seq);
-        let ua = acc.left_cols(h.as_ref(), r, Par::Seq);
-        let overlap = mul(ur.transpose(), ua.as_ref()).singular_values().unwrap();
-        assert!(overlap.iter().all(|&c| (c - 1.0).abs() < 1e-9), "{overlap:?}");
-
-        let fast = DmdFit::fit(x.view(), &p, Par::Seq).unwrap();
-        let full = DmdFit::fit_routed(x.view(), &p, Par::Seq, false).unwrap();
-        // the randomised fit computed only its Krylov basis' singular values
-        let m = fast.singular_values().len();
-        assert!(m >= 2 * (r + KRYLOV_OVERSAMPLE) && m <= h.nrows().min(h.ncols()) / 2, "{m}");
-        assert_eq!(full.singular_values().len(), h.nrows().min(h.ncols()));
+    /// Two fits of one recording describe the same operator: the same eigenvalues, the same
+    /// matrix up to the signs of the basis vectors, `A_a = D A_b D` with `D = sign(diag(U_b^T
+    /// U_a))` (so every DSA score, a function of the operators up to orthogonal similarity,
+    /// is the same), and DSA distance 0 between them.
+    fn fits_agree(a: &DmdFit, b: &DmdFit, p: &DmdParams) {
+        let r = a.rank();
+        assert_eq!(r, b.rank());
         let sorted = |f: &DmdFit| {
             let mut e = f.eigenvalues().unwrap();
             e.sort_by(|a, b| (a.re, a.im).partial_cmp(&(b.re, b.im)).unwrap());
             e
         };
-        for (a, b) in sorted(&fast).iter().zip(sorted(&full).iter()) {
-            assert!((a - b).norm() < 1e-8, "eigenvalue {a} vs {b}");
+        for (x, y) in sorted(a).iter().zip(sorted(b).iter()) {
+            assert!((x - y).norm() < 1e-8, "eigenvalue {x} vs {y}");
         }
-        // the same operator in the same basis up to the signs of the singular vectors:
-        // A_rand = D A_full D with D = sign(diag(U_full^T U_rand)), so every DSA score (a
-        // function of the operators up to orthogonal similarity) is the same
-        let d = mul(full.u.transpose(), fast.u.as_ref());
+        let d = mul(b.u.transpose(), a.u.as_ref());
         let signs: Vec<f64> = (0..r).map(|i| d[(i, i)].signum()).collect();
         assert!((0..r).all(|i| (d[(i, i)].abs() - 1.0).abs() < 1e-8), "singular vectors differ beyond sign");
-        let diff = Mat::from_fn(r, r, |i, j| fast.a_v[(i, j)] - signs[i] * full.a_v[(i, j)] * signs[j]);
-        assert!(diff.norm_max() < 1e-8 * full.a_v.norm_max(), "A_v differs by {}", diff.norm_max());
-        let dsa = crate::Dsa::new(crate::DsaParams { dmd: p, ..Default::default() }).unwrap();
-        let same = dsa.compare(&fast, &full).unwrap().value;
+        let diff = Mat::from_fn(r, r, |i, j| a.a_v[(i, j)] - signs[i] * b.a_v[(i, j)] * signs[j]);
+        assert!(diff.norm_max() < 1e-8 * b.a_v.norm_max(), "A_v differs by {}", diff.norm_max());
+        let dsa = crate::Dsa::new(crate::DsaParams { dmd: *p, ..Default::default() }).unwrap();
+        let same = dsa.compare(a, b).unwrap().value;
         assert!(same < 1e-6, "DSA between the two fits of one recording: {same}");
+    }
+
+    /// The leading singular triplets of `a` agree with those of the accurate route: values to
+    /// `1e-9` relative, and the same leading `r`-dimensional left subspace.
+    fn triplets_agree(a: &TallSvd, h: MatRef<'_, f64>, r: usize) {
+        let acc = TallSvd::accurate(h).unwrap();
+        for i in 0..r {
+            assert!((a.s[i] - acc.s[i]).abs() <= 1e-9 * acc.s[i], "s_{i}: {} vs {}", a.s[i], acc.s[i]);
+        }
+        // |U_a^T U_acc| has singular values 1
+        let ua = a.left_cols(h, r, Par::Seq);
+        let uacc = acc.left_cols(h, r, Par::Seq);
+        let overlap = mul(ua.transpose(), uacc.as_ref()).singular_values().unwrap();
+        assert!(overlap.iter().all(|&c| (c - 1.0).abs() < 1e-9), "{overlap:?}");
+    }
+
+    /// The randomised route agrees with the full decomposition (see [`triplets_agree`] and,
+    /// for a wide embedding, which the fit sends to it, [`fits_agree`]).
+    fn randomized_agrees(x: &Array3<f64>, r: usize, wide: bool) {
+        let p = DmdParams { n_delays: 8, delay_interval: 2, rank: RankSelection::Count(r), ..Default::default() };
+        let emb = p.embedding();
+        let rows = emb.check_input(x.view(), "x", 2).unwrap();
+        let ht = emb.embed_stacked_t(x.view(), rows);
+        let h = ht.transpose();
+        assert_eq!(h.nrows() < h.ncols(), wide, "{} x {}", h.nrows(), h.ncols());
+        let rand = TallSvd::randomized(h, &p, Par::Seq).unwrap().expect("randomised route taken");
+        triplets_agree(&rand, h, r);
+        if wide {
+            let fast = DmdFit::fit(x.view(), &p, Par::Seq).unwrap();
+            let full = DmdFit::fit_routed(x.view(), &p, Par::Seq, false).unwrap();
+            // the randomised fit computed only its Krylov basis' singular values
+            let m = fast.singular_values().len();
+            assert!(m >= 2 * (r + KRYLOV_OVERSAMPLE) && m <= h.nrows().min(h.ncols()) / 2, "{m}");
+            assert_eq!(full.singular_values().len(), h.nrows().min(h.ncols()));
+            fits_agree(&fast, &full, &p);
+        }
     }
 
     /// A wide embedding: 150 units x 8 delays over 1,056 rows, rank 40.
@@ -710,10 +734,41 @@ mod tests {
         randomized_agrees(&noisy_rnn(16, 80, 150, 1), 40, true);
     }
 
-    /// A tall one wide next to its rank: 60 units x 8 delays over 2,640 rows, rank 10.
+    /// A tall one wide next to its rank: 60 units x 8 delays over 2,640 rows, rank 10 (a fit
+    /// takes the Gram route; the randomised one is its fallback).
     #[test]
-    fn randomized_route_agrees_with_the_gram_route_on_a_tall_embedding() {
+    fn randomized_route_agrees_with_the_full_svd_on_a_tall_embedding() {
         randomized_agrees(&noisy_rnn(40, 80, 60, 5), 10, false);
+    }
+
+    /// The Gram route's Lanczos branch (fixed rank, wide enough) agrees with the full
+    /// eigen-decomposition of the Gram matrix and with the accurate SVD: 20 units x 8 delays
+    /// over 2,640 rows, a flat spectrum, rank 20.
+    #[test]
+    fn lanczos_gram_route_agrees_with_the_full_decompositions() {
+        let x = noisy_rnn(40, 80, 20, 6);
+        let p = DmdParams { n_delays: 16, delay_interval: 2, rank: RankSelection::Count(20), ..Default::default() };
+        let rows = p.embedding().check_input(x.view(), "x", 2).unwrap();
+        let ht = p.embedding().embed_stacked_t(x.view(), rows);
+        let h = ht.transpose();
+        assert!(h.ncols() >= LANCZOS_MIN_WIDTH);
+        let partial = TallSvd::fast(h, &p, Par::Seq, true).unwrap().expect("Gram route");
+        // only the leading r were computed: the Lanczos branch was taken
+        assert_eq!(partial.s.len(), 20);
+        assert_eq!(partial.reliable, 20);
+        let full = TallSvd::fast(h, &p, Par::Seq, false).unwrap().expect("Gram route");
+        assert_eq!(full.s.len(), h.ncols());
+        for i in 0..20 {
+            assert!((partial.s[i] - full.s[i]).abs() <= 1e-10 * full.s[i], "s_{i}");
+        }
+        triplets_agree(&partial, h, 20);
+        let fast = DmdFit::fit(x.view(), &p, Par::Seq).unwrap();
+        assert_eq!(fast.singular_values().len(), 20);
+        let slow = DmdFit::fit_routed(x.view(), &p, Par::Seq, false).unwrap();
+        fits_agree(&fast, &slow, &p);
+        // other rank rules use the whole spectrum: the full decomposition
+        let thresh = DmdParams { rank: RankSelection::Threshold(0.01), ..p };
+        assert_eq!(TallSvd::fast(h, &thresh, Par::Seq, true).unwrap().expect("Gram route").s.len(), h.ncols());
     }
 
     /// Where the rank exceeds the numerical rank, or the rank is not a fixed count, the
@@ -730,7 +785,8 @@ mod tests {
         let p = DmdParams { n_delays: 8, delay_interval: 2, rank: RankSelection::Count(45), ..Default::default() };
         let emb = p.embedding();
         let rows = emb.check_input(x.view(), "x", 2).unwrap();
-        let h = emb.embed_stacked(x.view(), rows);
+        let ht = emb.embed_stacked_t(x.view(), rows);
+        let h = ht.transpose();
         assert!(TallSvd::randomized(h.as_ref(), &p, Par::Seq).unwrap().is_none());
         let err = DmdFit::fit(x.view(), &p, Par::Seq).unwrap_err().to_string();
         assert!(err.contains("numerical rank"), "{err}");
@@ -750,7 +806,7 @@ mod tests {
     fn gram_route_agrees_with_accurate_route_and_knows_its_limits() {
         let h = tall(300, 12, 0.7);
         let p = DmdParams { rank: RankSelection::Count(8), ..Default::default() };
-        let fast = TallSvd::fast(h.as_ref(), &p, Par::Seq).unwrap().expect("well conditioned: fast route");
+        let fast = TallSvd::fast(h.as_ref(), &p, Par::Seq, true).unwrap().expect("well conditioned: fast route");
         assert!(fast.reliable >= 8);
         let acc = TallSvd::accurate(h.as_ref()).unwrap();
         for i in 0..8 {
@@ -763,11 +819,11 @@ mod tests {
         assert!(overlap.iter().all(|&c| (c - 1.0).abs() < 1e-8), "{overlap:?}");
         // steep decay: s_8 / s_0 ~ 0.05^7, far below the Gram route's limit
         let steep = tall(300, 12, 0.05);
-        assert!(TallSvd::fast(steep.as_ref(), &p, Par::Seq).unwrap().is_none());
+        assert!(TallSvd::fast(steep.as_ref(), &p, Par::Seq, true).unwrap().is_none());
         // the numerical-rank rule and reduced-rank regression always take the accurate route
         let full = DmdParams { rank: RankSelection::Full, ..p };
-        assert!(TallSvd::fast(h.as_ref(), &full, Par::Seq).unwrap().is_none());
+        assert!(TallSvd::fast(h.as_ref(), &full, Par::Seq, true).unwrap().is_none());
         let rrr = DmdParams { regression: Regression::ReducedRank, ..p };
-        assert!(TallSvd::fast(h.as_ref(), &rrr, Par::Seq).unwrap().is_none());
+        assert!(TallSvd::fast(h.as_ref(), &rrr, Par::Seq, true).unwrap().is_none());
     }
 }

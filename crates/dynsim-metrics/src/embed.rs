@@ -107,16 +107,39 @@ impl DelayEmbedding {
         }))
     }
 
-    /// Embed into one stacked faer matrix `(trials*rows) x width`, trial-major.
-    /// The caller has already validated the input.
-    pub(crate) fn embed_stacked(&self, x: ArrayView3<'_, f64>, rows: usize) -> Mat<f64> {
-        let (_, _, units) = x.dim();
+    /// Embed into one stacked matrix `H` (`(trials*rows) x width`, trial-major), stored
+    /// transposed: the result is `H^T` (`width x (trials*rows)`, column-major), so each row
+    /// of `H` is one contiguous column, filled from contiguous runs of `x`'s units (use
+    /// `.transpose()` for `H` itself). The caller has already validated the input.
+    pub(crate) fn embed_stacked_t(&self, x: ArrayView3<'_, f64>, rows: usize) -> Mat<f64> {
+        let (trials, _, units) = x.dim();
         let d = self.n_delays;
         let tau = self.delay_interval;
-        Mat::from_fn(x.dim().0 * rows, units * d, |i, c| {
-            let (k, t) = (i / rows, i % rows);
-            let block = c / units;
-            x[[k, t + (d - 1 - block) * tau, c % units]]
-        })
+        let time = x.dim().1;
+        let mut ht = Mat::zeros(units * d, trials * rows);
+        let contiguous = x.as_slice();
+        for k in 0..trials {
+            for t in 0..rows {
+                let mut col = ht.col_mut(k * rows + t);
+                for block in 0..d {
+                    let s = t + (d - 1 - block) * tau;
+                    match contiguous {
+                        // the usual layout: one run of `units` values
+                        Some(all) => {
+                            let start = (k * time + s) * units;
+                            for (u, v) in all[start..start + units].iter().enumerate() {
+                                col[block * units + u] = *v;
+                            }
+                        }
+                        None => {
+                            for u in 0..units {
+                                col[block * units + u] = x[[k, s, u]];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        ht
     }
 }

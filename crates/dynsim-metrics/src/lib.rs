@@ -27,6 +27,7 @@ mod dmd;
 mod dsa;
 mod embed;
 mod error;
+mod lanczos;
 mod linalg;
 mod metric;
 mod pairwise;

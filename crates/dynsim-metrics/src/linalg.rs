@@ -5,6 +5,7 @@
 //! the crate.
 
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array2, ArrayView2, ArrayView3};
 
@@ -32,6 +33,30 @@ pub(crate) fn mul_par(a: MatRef<'_, f64>, b: MatRef<'_, f64>, par: Par) -> Mat<f
     let mut out = Mat::zeros(a.nrows(), b.ncols());
     matmul(out.as_mut(), Accum::Replace, a, b, 1.0, par);
     out
+}
+
+/// The Gram matrix `a^T a`: computed on its lower triangle (half the flops of a general
+/// product) and mirrored.
+pub(crate) fn gram(a: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+    let w = a.ncols();
+    let mut g = Mat::zeros(w, w);
+    triangular::matmul(
+        g.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        a.transpose(),
+        BlockStructure::Rectangular,
+        a,
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    for j in 0..w {
+        for i in 0..j {
+            g[(i, j)] = g[(j, i)];
+        }
+    }
+    g
 }
 
 /// Frobenius inner product `<a, b>_F = sum_ij a_ij b_ij`.
@@ -71,6 +96,15 @@ pub(crate) fn fro(a: MatRef<'_, f64>) -> f64 {
 
 /// Reject NaN / Inf with the index of the first offender.
 pub(crate) fn check_finite3(x: ArrayView3<'_, f64>, what: &str) -> Result<()> {
+    // the common case in one pass over the memory (a contiguous array, in any order); the
+    // index of an offender only when there is one
+    let all_finite = match x.as_slice_memory_order() {
+        Some(s) => s.iter().all(|v| v.is_finite()),
+        None => x.iter().all(|v| v.is_finite()),
+    };
+    if all_finite {
+        return Ok(());
+    }
     if let Some((idx, v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(MetricError::NonFinite { what: what.to_string(), value: *v, index: vec![idx.0, idx.1, idx.2] });
     }
