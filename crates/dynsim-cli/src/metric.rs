@@ -134,8 +134,10 @@ pub fn run(args: MetricArgs) -> Result<()> {
     let x = load_recording(&left)?;
     let y = load_recording(&right)?;
     let start = Instant::now();
-    let a = metric.prepare(x.view()).with_context(|| format!("preparing {} for {}", left.display(), info.name))?;
-    let b = metric.prepare(y.view()).with_context(|| format!("preparing {} for {}", right.display(), info.name))?;
+    // the two recordings are prepared (for DSA: fitted) at the same time
+    let (a, b) = rayon::join(|| metric.prepare(x.view()), || metric.prepare(y.view()));
+    let a = a.with_context(|| format!("preparing {} for {}", left.display(), info.name))?;
+    let b = b.with_context(|| format!("preparing {} for {}", right.display(), info.name))?;
     let want_certificate = matches.get_one::<PathBuf>("certificate");
     let (scored, certificate) = metric
         .score_certified(&a, &b)
