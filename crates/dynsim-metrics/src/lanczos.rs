@@ -137,7 +137,8 @@ pub(crate) fn top_eigenpairs(mut g: MatMut<'_, f64>, r: usize, par: Par) -> Resu
             return Ok(DECLINED);
         }
         block = qr.compute_thin_Q();
-        if m < next_check {
+        // (the largest basis is always checked)
+        if m < next_check && m + b <= max_m {
             continue;
         }
         // Ritz pairs of T, with the Lanczos residual estimates |B_{j+1} s_i^last|
