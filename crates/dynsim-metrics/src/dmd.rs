@@ -157,7 +157,8 @@ impl DmdFit {
         Self::fit_routed(x, params, par, true)
     }
 
-    /// [`DmdFit::fit`], with the randomised SVD route allowed or not (tests compare the two).
+    /// [`DmdFit::fit`], with the partial SVD routes (Lanczos on the Gram matrix, randomised
+    /// block Krylov) allowed or not (tests compare the two).
     fn fit_routed(x: ArrayView3<'_, f64>, params: &DmdParams, par: Par, partial: bool) -> Result<Self> {
         params.validate()?;
         let emb = params.embedding();
@@ -330,7 +331,7 @@ impl DmdFit {
 ///   `r` eigenpairs are computed, by certified block Lanczos
 ///   ([`crate::lanczos::top_eigenpairs`]: every residual below `1e-10 s_i^2`, and an inertia
 ///   test that no leading direction was missed), instead of all `w`: at the study's RNN
-///   settings (1,600 x 660, rank 50) a fit takes ~21 ms instead of ~65 ms, at 200 x 350 x 64
+///   settings (1,600 x 660, rank 50) a fit takes 21-30 ms instead of 63-75 ms, at 200 x 350 x 64
 ///   units (31,400 x 2,112) 2.1 s instead of 5.3 s through the randomised route. Otherwise,
 ///   or when Lanczos declines, the full eigen-decomposition of the same Gram matrix;
 /// - randomised, for a fixed rank `r` (principal-component regression, `2(r + 10)` at most
