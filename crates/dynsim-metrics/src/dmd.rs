@@ -772,6 +772,31 @@ mod tests {
         assert_eq!(TallSvd::fast(h, &thresh, Par::Seq, true).unwrap().expect("Gram route").s.len(), h.ncols());
     }
 
+    /// A tall embedding of low numerical rank (40 units mixing 4 latent series, 8 delays:
+    /// rank 32 of width 320): the Lanczos branch's Krylov space runs out, it declines, and
+    /// the fit is the full decomposition's; a rank above 32 is the same clear error.
+    #[test]
+    fn lanczos_gram_route_declines_on_a_low_rank_embedding() {
+        let latent = noisy_rnn(40, 80, 4, 7);
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mix: Vec<f64> = (0..4 * 40).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+        let x =
+            Array3::from_shape_fn((40, 80, 40), |(k, t, u)| (0..4).map(|l| latent[[k, t, l]] * mix[l * 40 + u]).sum());
+        let p = DmdParams { n_delays: 8, delay_interval: 2, rank: RankSelection::Count(20), ..Default::default() };
+        let rows = p.embedding().check_input(x.view(), "x", 2).unwrap();
+        let ht = p.embedding().embed_stacked_t(x.view(), rows);
+        let h = ht.transpose();
+        assert!(h.ncols() >= LANCZOS_MIN_WIDTH && h.nrows() > h.ncols());
+        let mut g = gram(h, Par::Seq);
+        assert!(matches!(lanczos::top_eigenpairs(g.as_mut(), 20, Par::Seq).unwrap(), Partial::Declined { .. }));
+        let fast = DmdFit::fit(x.view(), &p, Par::Seq).unwrap();
+        let full = DmdFit::fit_routed(x.view(), &p, Par::Seq, false).unwrap();
+        fits_agree(&fast, &full, &p);
+        let too_many = DmdParams { rank: RankSelection::Count(40), ..p };
+        let err = DmdFit::fit(x.view(), &too_many, Par::Seq).unwrap_err().to_string();
+        assert!(err.contains("numerical rank"), "{err}");
+    }
+
     /// Where the rank exceeds the numerical rank, or the rank is not a fixed count, the
     /// randomised route steps aside and the full route's answer (or error) stands.
     #[test]
