@@ -10,7 +10,7 @@ use rand_distr::StandardNormal;
 use crate::embed::DelayEmbedding;
 use crate::error::{MetricError, Result};
 use crate::lanczos::{self, Partial};
-use crate::linalg::{evd_err, gram, mul, mul_par, svd_err, to_ndarray};
+use crate::linalg::{evd_err, gram, mul, mul_par, residual_norms, svd_err, to_ndarray};
 use crate::Complex64;
 
 /// How the DMD rank `r` is chosen from the singular values `s_0 >= s_1 >= ...` of the
@@ -527,11 +527,8 @@ impl TallSvd {
         let z = svd.U().to_owned();
         let u = mul_par(k, svd.V(), par);
         let hz = mul_par(h, z.subcols(0, r), par);
-        let ok = (0..r).all(|j| {
-            let rho = (0..h.nrows()).map(|i| (hz[(i, j)] - s[j] * u[(i, j)]).powi(2)).sum::<f64>().sqrt();
-            rho <= RANDOMIZED_TOL * s[j]
-        });
-        if !ok {
+        let rho = residual_norms(hz.as_ref(), u.as_ref(), &s[..r]);
+        if !(0..r).all(|j| rho[j] <= RANDOMIZED_TOL * s[j]) {
             return Ok(None);
         }
         let tol = s[0] * (h.nrows().max(h.ncols()) as f64) * f64::EPSILON;

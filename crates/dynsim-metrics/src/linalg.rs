@@ -59,6 +59,15 @@ pub(crate) fn gram(a: MatRef<'_, f64>, par: Par) -> Mat<f64> {
     g
 }
 
+/// Residual norms of approximate eigen- or singular pairs: `|a_j - d_j b_j|_2` for each of the
+/// first `d.len()` columns.
+pub(crate) fn residual_norms(a: MatRef<'_, f64>, b: MatRef<'_, f64>, d: &[f64]) -> Vec<f64> {
+    d.iter()
+        .enumerate()
+        .map(|(j, &dj)| (0..a.nrows()).map(|i| (a[(i, j)] - dj * b[(i, j)]).powi(2)).sum::<f64>().sqrt())
+        .collect()
+}
+
 /// Frobenius inner product `<a, b>_F = sum_ij a_ij b_ij`.
 pub(crate) fn inner(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
     debug_assert_eq!((a.nrows(), a.ncols()), (b.nrows(), b.ncols()));
@@ -96,13 +105,8 @@ pub(crate) fn fro(a: MatRef<'_, f64>) -> f64 {
 
 /// Reject NaN / Inf with the index of the first offender.
 pub(crate) fn check_finite3(x: ArrayView3<'_, f64>, what: &str) -> Result<()> {
-    // the common case in one pass over the memory (a contiguous array, in any order); the
-    // index of an offender only when there is one
-    let all_finite = match x.as_slice_memory_order() {
-        Some(s) => s.iter().all(|v| v.is_finite()),
-        None => x.iter().all(|v| v.is_finite()),
-    };
-    if all_finite {
+    // the common case in one plain pass; the index of an offender only when there is one
+    if x.iter().all(|v| v.is_finite()) {
         return Ok(());
     }
     if let Some((idx, v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
